@@ -1,0 +1,1 @@
+"""Benchmarks for the inertia samplers (run as ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,414 @@
+"""A diffusion problem whose denoiser is known in closed form, for benchmarking samplers.
+
+The data distribution is a small, fixed, class-conditional *finite* set of "latents" (by default 10 classes x 16
+points of shape ``(4, 16, 16)``), built deterministically from a seed: smooth per-class templates plus per-sample
+variation, with per-channel offsets and scales roughly like Stable Diffusion latents. Under the variance-preserving
+forward process ``x_t = alpha_t * x_0 + sigma_t * eps`` with the SD1.5 noise schedule, the posterior mean over a
+finite set has the closed form
+
+    E[x_0 | x_t] = sum_i w_i x_i,    w = softmax_i( -||x_t - alpha_t x_i||^2 / (2 sigma_t^2) ),
+
+so the "network" of this benchmark is exact: every error in a sample is the sampler's. Classifier-free guidance is
+exact too: the unconditional prediction uses the whole set and the conditional one only the points of the sample's
+class, and the guided epsilon is ``eps_u + s * (eps_c - eps_u)``. Large guidance scales extrapolate far out of the
+data range, which is what makes few-step samplers diverge ("divergence artifacts").
+
+Everything here is independent of the sampler: :func:`sample` drives any diffusers scheduler the way a pipeline does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "CHANNEL_MEAN",
+    "CHANNEL_STD",
+    "SD15_SCHEDULE",
+    "ExactDenoiser",
+    "LatentDataset",
+    "final_noise_level",
+    "initial_noise",
+    "magnitude_score",
+    "make_dataset",
+    "nonfinite_fraction",
+    "rmse",
+    "sample",
+    "sd15_alphas_cumprod",
+    "steps_for_nfe",
+    "to_vp",
+]
+
+#: Noise schedule of Stable Diffusion 1.5 (keyword arguments accepted by every diffusers scheduler).
+SD15_SCHEDULE: dict[str, object] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+}
+
+#: Per-channel offsets and scales of the synthetic latents (of the order of scaled SD-VAE latents).
+CHANNEL_MEAN: tuple[float, ...] = (0.30, -0.25, 0.15, -0.45)
+CHANNEL_STD: tuple[float, ...] = (0.95, 0.75, 1.05, 0.85)
+
+
+def sd15_alphas_cumprod(
+    num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012
+) -> torch.Tensor:
+    """Cumulative products of ``1 - beta`` of the "scaled_linear" schedule, as float64.
+
+    The betas and their cumulative product are computed in float32 first, as diffusers schedulers do, so that the
+    denoiser's noise levels match the schedulers' to the last bit before being widened to float64.
+    """
+    betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float32) ** 2
+    return torch.cumprod(1.0 - betas, dim=0).to(torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data set
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatentDataset:
+    """A finite, labelled set of latents.
+
+    Attributes:
+        latents: ``(N, C, H, W)`` float64 tensor of data points.
+        labels: ``(N,)`` int64 tensor of class indices in ``[0, num_classes)``.
+        num_classes: number of classes.
+    """
+
+    latents: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape ``(C, H, W)`` of one latent."""
+        return tuple(self.latents.shape[1:])
+
+    @property
+    def channel_mean(self) -> torch.Tensor:
+        """Per-channel mean over the whole set, ``(C,)`` float64."""
+        return self.latents.mean(dim=(0, 2, 3))
+
+    @property
+    def channel_std(self) -> torch.Tensor:
+        """Per-channel standard deviation over the whole set, ``(C,)`` float64."""
+        return self.latents.std(dim=(0, 2, 3))
+
+
+def _smooth_field(generator: torch.Generator, shape: Sequence[int], length_scale: float) -> torch.Tensor:
+    """Periodic Gaussian random field: white noise blurred by a Gaussian of std ``length_scale`` pixels.
+
+    Each ``(H, W)`` map of the result is normalised to unit standard deviation.
+    """
+    noise = torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
+    height, width = shape[-2], shape[-1]
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(width, dtype=torch.float64)[None, :]
+    # Fourier transform of a Gaussian kernel with standard deviation `length_scale` (frequencies in cycles/pixel).
+    transfer = torch.exp(-2.0 * (math.pi * length_scale) ** 2 * (fx**2 + fy**2))
+    field = torch.fft.ifft2(torch.fft.fft2(noise) * transfer).real
+    field = field - field.mean(dim=(-2, -1), keepdim=True)
+    return field / field.std(dim=(-2, -1), keepdim=True)
+
+
+def make_dataset(
+    num_classes: int = 10,
+    per_class: int = 16,
+    shape: tuple[int, int, int] = (4, 16, 16),
+    seed: int = 0,
+) -> LatentDataset:
+    """Build the deterministic class-conditional latent set.
+
+    Every point is ``mean_c + std_c * z`` where ``z`` (standardised per channel over the set) is the sum of
+
+    * the class template, a smooth random field (length scale 3 px) scaled by a per-sample gain in ``[0.7, 1.3]``,
+    * a per-sample smooth variation (length scale 1.5 px, weight 0.5),
+    * a little per-sample white texture (weight 0.15),
+
+    and ``mean_c``/``std_c`` are :data:`CHANNEL_MEAN`/:data:`CHANNEL_STD`. About two thirds of the variance is
+    between classes, so the conditional and unconditional posterior means differ a lot at high noise and classifier-
+    free guidance extrapolates far out of the data range.
+
+    Args:
+        num_classes: number of classes.
+        per_class: points per class.
+        shape: ``(C, H, W)`` of one latent; ``C`` must not exceed ``len(CHANNEL_MEAN)``.
+        seed: seed of the generator; the same seed always gives the same set.
+    """
+    channels, height, width = shape
+    if channels > len(CHANNEL_MEAN):
+        raise ValueError(f"at most {len(CHANNEL_MEAN)} channels are supported, got {channels}")
+    generator = torch.Generator().manual_seed(seed)
+    templates = _smooth_field(generator, (num_classes, 1, channels, height, width), length_scale=3.0)
+    gains = 0.7 + 0.6 * torch.rand((num_classes, per_class, 1, 1, 1), generator=generator, dtype=torch.float64)
+    variation = _smooth_field(generator, (num_classes, per_class, channels, height, width), length_scale=1.5)
+    texture = torch.randn((num_classes, per_class, channels, height, width), generator=generator, dtype=torch.float64)
+    z = (gains * templates + 0.5 * variation + 0.15 * texture).reshape(num_classes * per_class, channels, height, width)
+    z = (z - z.mean(dim=(0, 2, 3), keepdim=True)) / z.std(dim=(0, 2, 3), keepdim=True)
+    mean = torch.tensor(CHANNEL_MEAN[:channels], dtype=torch.float64).view(1, -1, 1, 1)
+    std = torch.tensor(CHANNEL_STD[:channels], dtype=torch.float64).view(1, -1, 1, 1)
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return LatentDataset(latents=mean + std * z, labels=labels, num_classes=num_classes)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Exact denoiser
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ExactDenoiser:
+    """Exact epsilon-prediction "model" for a :class:`LatentDataset` under the VP SD1.5 schedule.
+
+    Call it like a UNet inside a pipeline: ``eps = denoiser(model_input, t, labels, guidance_scale=s)``. All the
+    arithmetic is float64; the result has the dtype of ``x_t``. Every call increments :attr:`num_calls`, which is the
+    number of function evaluations (NFE) a sampler used; a guided call counts as one evaluation, as a batched
+    cond/uncond UNet call does in a pipeline.
+
+    Args:
+        dataset: the finite data set.
+        num_train_timesteps, beta_start, beta_end: the "scaled_linear" training schedule (SD1.5 by default).
+    """
+
+    def __init__(
+        self,
+        dataset: LatentDataset,
+        num_train_timesteps: int = 1000,
+        beta_start: float = 0.00085,
+        beta_end: float = 0.012,
+    ) -> None:
+        self.dataset = dataset
+        self.points = dataset.latents.reshape(dataset.latents.shape[0], -1).to(torch.float64).contiguous()
+        self.point_labels = dataset.labels.to(torch.int64)
+        self.point_sq_norms = (self.points**2).sum(dim=1)
+        alphas_cumprod = sd15_alphas_cumprod(num_train_timesteps, beta_start, beta_end)
+        # Noise-to-signal ratio sigma/alpha per training timestep (the "sigma" of Euler/Karras-type schedulers).
+        self.ratios = ((1.0 - alphas_cumprod) / alphas_cumprod).sqrt()
+        self.num_train_timesteps = num_train_timesteps
+        self.num_calls = 0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape ``(C, H, W)`` of one latent."""
+        return self.dataset.shape
+
+    def noise_level(self, t: torch.Tensor | float | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(alpha_t, sigma_t)`` (float64, shape of ``t``) of a diffusers timestep.
+
+        Integer timesteps index the training schedule; float timesteps (Euler-type schedulers) interpolate the ratio
+        ``sigma/alpha`` linearly between neighbouring training steps, which is how those schedulers map sigmas to
+        timesteps, so the model input after ``scale_model_input`` is exactly ``alpha_t x_0 + sigma_t eps``.
+        """
+        t64 = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.num_train_timesteps - 1)
+        low = t64.floor().to(torch.int64)
+        high = (low + 1).clamp(max=self.num_train_timesteps - 1)
+        frac = t64 - low.to(torch.float64)
+        ratio = self.ratios[low] * (1.0 - frac) + self.ratios[high] * frac
+        alpha = 1.0 / torch.sqrt(1.0 + ratio**2)
+        return alpha, ratio * alpha
+
+    def posterior_means(
+        self, x_t: torch.Tensor, t: torch.Tensor | float | int, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Unconditional and (if ``labels`` is given) class-conditional ``E[x_0 | x_t]``, flattened, float64.
+
+        Args:
+            x_t: ``(B, C, H, W)`` noisy latents (VP scaling).
+            t: scalar timestep or one per sample, shape ``(B,)``.
+            labels: ``(B,)`` class per sample, or ``None`` for the unconditional mean only.
+
+        Returns:
+            ``(x0_uncond, x0_cond)``, each ``(B, C*H*W)``; ``x0_cond`` is ``None`` without labels.
+        """
+        batch = x_t.shape[0]
+        x = x_t.reshape(batch, -1).to(torch.float64)
+        alpha, sigma = self.noise_level(t)
+        alpha = alpha.reshape(-1, 1)
+        sigma = sigma.reshape(-1, 1)
+        # -||x - a x_i||^2 / (2 s^2) up to the per-row constant -||x||^2 / (2 s^2), which softmax ignores.
+        logits = (2.0 * alpha * (x @ self.points.T) - alpha**2 * self.point_sq_norms) / (2.0 * sigma**2)
+        # softmax(l) = exp(l - logsumexp(l)): stable even when sigma is tiny and the logits are huge.
+        weights_u = torch.exp(logits - torch.logsumexp(logits, dim=1, keepdim=True))
+        x0_u = weights_u @ self.points
+        if labels is None:
+            return x0_u, None
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        if labels.numel() != batch:
+            raise ValueError(f"expected {batch} labels, got {labels.numel()}")
+        if bool(((labels < 0) | (labels >= self.dataset.num_classes)).any()):
+            raise ValueError(f"labels must lie in [0, {self.dataset.num_classes})")
+        in_class = labels[:, None] == self.point_labels[None, :]
+        logits_c = logits.masked_fill(~in_class, -math.inf)
+        weights_c = torch.exp(logits_c - torch.logsumexp(logits_c, dim=1, keepdim=True))
+        return x0_u, weights_c @ self.points
+
+    def __call__(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor | float | int,
+        labels: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Guided epsilon prediction ``eps_u + s * (eps_c - eps_u)`` (``eps_u`` alone without labels).
+
+        ``guidance_scale == 1`` is the purely class-conditional prediction.
+        """
+        self.num_calls += 1
+        x0_u, x0_c = self.posterior_means(x_t, t, labels)
+        if x0_c is None:
+            x0 = x0_u
+        else:
+            # eps is affine in x0 with the same coefficients for both branches, so guiding x0 guides eps.
+            x0 = x0_u + guidance_scale * (x0_c - x0_u)
+        alpha, sigma = self.noise_level(t)
+        x = x_t.reshape(x_t.shape[0], -1).to(torch.float64)
+        eps = (x - alpha.reshape(-1, 1) * x0) / sigma.reshape(-1, 1)
+        return eps.reshape(x_t.shape).to(x_t.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def initial_noise(
+    batch: int, shape: Sequence[int], seed: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Standard normal ``(batch, *shape)`` noise from a CPU generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, *shape), generator=generator, dtype=dtype)
+
+
+def sample(
+    scheduler: object,
+    denoiser: Callable[..., torch.Tensor],
+    labels: torch.Tensor,
+    guidance_scale: float,
+    num_inference_steps: int,
+    seed: int,
+    *,
+    shape: Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Run a diffusers scheduler with ``denoiser`` exactly as a text-to-image pipeline does.
+
+    ``set_timesteps``, then ``x = noise * init_noise_sigma`` and, for every ``t`` in ``scheduler.timesteps``,
+    ``eps = denoiser(scale_model_input(x, t), t, labels, guidance_scale=...)`` and
+    ``x = step(eps, t, x).prev_sample``. The noise depends only on ``seed``, the batch size and the shape, so all
+    schedulers start from the same point (Euler-type schedulers scale it by ``init_noise_sigma``, which is the same
+    VP state).
+
+    Args:
+        scheduler: any diffusers scheduler predicting epsilon (a fresh instance: multistep history is reset by
+            ``set_timesteps``).
+        denoiser: ``denoiser(x_t, t, labels, guidance_scale=...) -> eps``, e.g. an :class:`ExactDenoiser`.
+        labels: ``(B,)`` class per sample.
+        guidance_scale: classifier-free guidance scale.
+        num_inference_steps: passed to ``set_timesteps``; the number of model calls is ``len(scheduler.timesteps)``
+            (see :func:`steps_for_nfe`).
+        seed: seed of the initial noise.
+        shape: ``(C, H, W)`` of a latent; defaults to ``denoiser.shape``.
+        dtype: dtype of the sampler state (float32, as in pipelines).
+
+    Returns:
+        The final ``prev_sample`` (in the scheduler's own state scaling; see :func:`to_vp`).
+    """
+    scheduler.set_timesteps(num_inference_steps)
+    shape = tuple(shape if shape is not None else denoiser.shape)
+    x = initial_noise(len(labels), shape, seed, dtype) * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        model_input = scheduler.scale_model_input(x, t)
+        eps = denoiser(model_input, t, labels, guidance_scale=guidance_scale)
+        x = scheduler.step(eps, t, x).prev_sample
+    return x
+
+
+def steps_for_nfe(scheduler: object, nfe: int) -> int | None:
+    """The ``num_inference_steps`` for which the scheduler calls the model exactly ``nfe`` times.
+
+    A pipeline calls the model once per entry of ``scheduler.timesteps``; for most schedulers that is
+    ``num_inference_steps``, for PLMS (PNDM with ``skip_prk_steps``) it is one more and for Heun-type (``order == 2``)
+    schedulers ``2 n - 1``. Returns ``None`` when no step count gives exactly ``nfe`` calls. Calls ``set_timesteps``
+    on the given instance, so use a scratch instance.
+    """
+    for steps in range(1, nfe + 1):
+        scheduler.set_timesteps(steps)
+        if len(scheduler.timesteps) == nfe:
+            return steps
+    return None
+
+
+def final_noise_level(scheduler: object) -> float:
+    """VP noise level ``sigma`` of the sample returned by the scheduler's last ``step``.
+
+    Sigma-based schedulers (DPM-Solver, UniPC, DEIS, Euler, ...) end at ``sigmas[-1]`` (0 with
+    ``final_sigmas_type="zero"``); DDIM/PNDM-type schedulers end at ``final_alpha_cumprod`` (``alphas_cumprod[0]``
+    with ``set_alpha_to_one=False``, i.e. sigma ~= 0.029 for SD1.5). Call after sampling.
+    """
+    sigmas = getattr(scheduler, "sigmas", None)
+    if isinstance(sigmas, torch.Tensor) and sigmas.numel() > 0:
+        ratio = float(sigmas[-1])
+        return ratio / math.sqrt(1.0 + ratio * ratio)
+    final_alpha_cumprod = getattr(scheduler, "final_alpha_cumprod", None)
+    if final_alpha_cumprod is not None:
+        return math.sqrt(max(0.0, 1.0 - float(final_alpha_cumprod)))
+    raise ValueError(f"cannot tell the final noise level of {type(scheduler).__name__}")
+
+
+def to_vp(x: torch.Tensor, scheduler: object) -> torch.Tensor:
+    """Convert a final sample to VP scaling (``alpha x_0 + sigma eps``).
+
+    Euler-type schedulers (``init_noise_sigma != 1``) keep their state as ``x_0 + (sigma/alpha) eps``; at a final
+    sigma of zero both scalings agree.
+    """
+    if float(scheduler.init_noise_sigma) == 1.0:
+        return x
+    sigmas = scheduler.sigmas
+    ratio = float(sigmas[-1])
+    return x / math.sqrt(1.0 + ratio * ratio)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def nonfinite_fraction(x: torch.Tensor) -> float:
+    """Fraction of samples (first dimension) with at least one NaN or infinite entry."""
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    return float(bad.to(torch.float64).mean())
+
+
+def rmse(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """Root-mean-square difference over all entries; ``inf`` if any sample is non-finite."""
+    diff = x.to(torch.float64) - reference.to(torch.float64)
+    if not bool(torch.isfinite(diff).all()):
+        return math.inf
+    return float(diff.pow(2).mean().sqrt())
+
+
+def magnitude_score(
+    x: torch.Tensor, dataset: LatentDataset, tau: float = 3.0, kernel_size: int = 4
+) -> float:
+    """Divergence "magnitude score" of the momentum-sampling paper (Wizadwongsa et al., 2023).
+
+    Latents are standardised per channel with the data set's mean and std, then ``|.|`` is maximised over channels,
+    max-pooled with a ``kernel_size`` window, values below ``tau`` are zeroed and the mean is taken over the pooled
+    grid and the samples. Zero means no region left the data range by more than ``tau`` standard deviations.
+    Non-finite samples are excluded (report them with :func:`nonfinite_fraction`); ``nan`` if none is finite.
+    """
+    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if not bool(finite.any()):
+        return math.nan
+    mean = dataset.channel_mean.view(1, -1, 1, 1)
+    std = dataset.channel_std.view(1, -1, 1, 1)
+    z = ((x[finite].to(torch.float64) - mean) / std).abs().amax(dim=1, keepdim=True)
+    pooled = F.max_pool2d(z, kernel_size)
+    return float(torch.where(pooled < tau, torch.zeros_like(pooled), pooled).mean())

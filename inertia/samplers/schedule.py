@@ -1,0 +1,286 @@
+"""Noise-schedule plumbing shared by inertia's diffusers schedulers (host-adapter layer, no sampler math).
+
+Both schedulers reuse diffusers' own `DPMSolverMultistepScheduler` schedule code for every built-in spacing and sigma
+option, so that for the same config they walk exactly the same timesteps and sigmas as the stock DPM-Solver. On top of
+it this module adds what the stock class lacks as a drop-in:
+
+- ``set_timesteps(..., sigmas=...)``: custom sigmas, which the Flux pipeline always passes. VP sigmas are the
+  σ̄ = σ/α values diffusers' Euler and DPM schedulers store; flow sigmas go through the same shift (static
+  ``flow_shift`` or dynamic ``mu``) as `FlowMatchEulerDiscreteScheduler`, which is what the Flux pipeline expects.
+- ``mu`` without ``use_dynamic_shifting`` is ignored (as `FlowMatchEulerDiscreteScheduler` does) instead of failing,
+  and the schedule no longer leaves ``exp(mu)`` behind in ``config.flow_shift``.
+- ``from_config`` of a flow-matching scheduler's config (SD3, Flux) switches to flow mode by itself:
+  ``prediction_type="flow_prediction"``, ``use_flow_sigmas=True`` and ``flow_shift = shift``.
+- ``scale_noise`` (the flow pipelines' img2img call).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers
+
+__all__ = ["FLOW_SCHEDULER_NAMES", "MomentumScheduleMixin", "flow_defaults_for"]
+
+FLOW_SCHEDULER_NAMES = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler")
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction", "flow_prediction")
+TIMESTEP_SPACINGS = ("linspace", "leading", "trailing")
+FINAL_SIGMAS_TYPES = ("zero", "sigma_min")
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+TIME_SHIFT_TYPES = ("exponential", "linear")
+
+
+def _is_flow_config(config: Mapping[str, Any]) -> bool:
+    name = str(config.get("_class_name", ""))
+    return (
+        name.startswith("FlowMatch")
+        or ("shift" in config and "beta_start" not in config)  # an in-memory FlowMatch config has no _class_name
+        or config.get("prediction_type") == "flow_prediction"
+        or bool(config.get("use_flow_sigmas", False))
+    )
+
+
+def flow_defaults_for(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns ``overrides`` completed with the flow-mode keys a flow-matching ``config`` implies.
+
+    Keys the caller passed explicitly always win; nothing changes for VP configs.
+    """
+    out = dict(overrides)
+    if not _is_flow_config(config):
+        return out
+    out.setdefault("prediction_type", "flow_prediction")
+    out.setdefault("use_flow_sigmas", True)
+    if "shift" in config and "flow_shift" not in config:
+        out.setdefault("flow_shift", float(config["shift"]))
+    for key in ("shift_terminal", "invert_sigmas", "stochastic_sampling"):
+        if config.get(key):
+            warnings.warn(
+                f"`{key}`={config[key]!r} of the flow-matching config is not supported and is ignored.", stacklevel=3
+            )
+    return out
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+
+
+def _check_number(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    if not bad:
+        bad = value <= low if low_open else value < low
+        bad = bad or value > high
+    if bad:
+        lo = "(" if low_open else "["
+        hi = f"{high}]" if math.isfinite(high) else "inf)"
+        raise ValueError(f"`{name}` must be a finite number in {lo}{low}, {hi}, got {value!r}.")
+
+
+class MomentumScheduleMixin:
+    """Schedule behaviour shared by `MomentumPLMSScheduler` and `MomentumDPMSolverMultistepScheduler`.
+
+    A class using it provides ``_grid``: the `DPMSolverMultistepScheduler` whose schedule code computes the sigmas
+    (the scheduler itself for the DPM subclass, a private instance for the PLMS scheduler).
+    """
+
+    # Names resolved by diffusers with getattr(diffusers, name): every VP solver and the flow-matching schedulers.
+    _compatibles = [e.name for e in KarrasDiffusionSchedulers] + list(FLOW_SCHEDULER_NAMES)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None = None, return_unused_kwargs: bool = False, **kwargs: Any):
+        """Like `ConfigMixin.from_config`, and switches to flow mode when ``config`` is a flow-matching config.
+
+        Example:
+            >>> from diffusers import FlowMatchEulerDiscreteScheduler
+            >>> from inertia.samplers import MomentumDPMSolverMultistepScheduler
+            >>> flux = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+            >>> s = MomentumDPMSolverMultistepScheduler.from_config(flux.config)
+            >>> s.config.prediction_type, s.config.use_flow_sigmas, s.config.flow_shift
+            ('flow_prediction', True, 3.0)
+        """
+        if isinstance(config, Mapping):
+            kwargs = flow_defaults_for(config, kwargs)
+        return super().from_config(config, return_unused_kwargs, **kwargs)  # type: ignore[misc]
+
+    @property
+    def _grid(self) -> DPMSolverMultistepScheduler:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _validate_schedule_config(self) -> None:
+        """Raises ``ValueError`` naming the first invalid schedule key (shared vocabulary with diffusers)."""
+        cfg = self.config  # type: ignore[attr-defined]
+        n = cfg.num_train_timesteps
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise ValueError(f"`num_train_timesteps` must be an integer >= 2, got {n!r}.")
+        if cfg.trained_betas is None:
+            _check_choice("beta_schedule", cfg.beta_schedule, BETA_SCHEDULES)
+            _check_number("beta_start", cfg.beta_start, 0.0, 1.0, low_open=True)
+            _check_number("beta_end", cfg.beta_end, 0.0, 1.0, low_open=True)
+        elif len(cfg.trained_betas) != n:
+            raise ValueError(
+                f"`trained_betas` must have `num_train_timesteps`={n} entries, got {len(cfg.trained_betas)}."
+            )
+        _check_choice("prediction_type", cfg.prediction_type, PREDICTION_TYPES)
+        _check_choice("timestep_spacing", cfg.timestep_spacing, TIMESTEP_SPACINGS)
+        _check_choice("final_sigmas_type", cfg.final_sigmas_type, FINAL_SIGMAS_TYPES)
+        _check_choice("time_shift_type", cfg.time_shift_type, TIME_SHIFT_TYPES)
+        if isinstance(cfg.steps_offset, bool) or not isinstance(cfg.steps_offset, int) or cfg.steps_offset < 0:
+            raise ValueError(f"`steps_offset` must be an integer >= 0, got {cfg.steps_offset!r}.")
+        _check_number("flow_shift", cfg.flow_shift, 0.0, low_open=True)
+        if cfg.prediction_type == "flow_prediction" and not cfg.use_flow_sigmas:
+            raise ValueError(
+                "`prediction_type`='flow_prediction' needs `use_flow_sigmas`=True (a flow model's sigmas are in "
+                "[0, 1]); got use_flow_sigmas=False."
+            )
+        chosen = [k for k in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas") if cfg[k]]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"Only one of `use_karras_sigmas`, `use_exponential_sigmas`, `use_beta_sigmas` may be set, got {chosen}."
+            )
+        if cfg.use_flow_sigmas and (chosen or cfg.use_lu_lambdas):
+            raise ValueError(
+                f"`use_flow_sigmas`=True cannot be combined with {chosen or ['use_lu_lambdas']}: those options "
+                "reshape VP sigmas; pass custom flow `sigmas` to `set_timesteps` instead."
+            )
+        _check_number("momentum_guidance_scale", cfg.momentum_guidance_scale, 0.0)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # set_timesteps
+    def _set_schedule(
+        self,
+        num_inference_steps: int | None,
+        device: str | torch.device | None,
+        timesteps: Sequence[float] | None,
+        sigmas: Sequence[float] | None,
+        mu: float | None,
+    ) -> None:
+        """Fills ``self._grid.sigmas`` / ``.timesteps`` / ``.num_inference_steps`` and resets its solver state."""
+        grid = self._grid
+        cfg = grid.config
+        given = [name for name, v in (("timesteps", timesteps), ("sigmas", sigmas)) if v is not None]
+        if len(given) > 1:
+            raise ValueError("Pass at most one of `timesteps` or `sigmas` to `set_timesteps`.")
+        if num_inference_steps is None and not given:
+            raise ValueError("`set_timesteps` needs `num_inference_steps`, `timesteps` or `sigmas`.")
+        if num_inference_steps is not None:
+            if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int | np.integer):
+                raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps!r}.")
+            if not 1 <= num_inference_steps <= cfg.num_train_timesteps:
+                raise ValueError(
+                    f"`num_inference_steps` must be in [1, {cfg.num_train_timesteps}] (`num_train_timesteps`), "
+                    f"got {num_inference_steps}."
+                )
+            custom = timesteps if timesteps is not None else sigmas
+            if custom is not None and len(custom) != num_inference_steps:
+                raise ValueError(
+                    f"`{given[0]}` has {len(custom)} entries but `num_inference_steps`={num_inference_steps}."
+                )
+        if mu is not None and not cfg.use_dynamic_shifting:
+            mu = None  # FlowMatchEulerDiscreteScheduler ignores mu without dynamic shifting; so do we.
+        if mu is not None:
+            _check_number("mu", float(mu) if isinstance(mu, np.floating) else mu, -math.inf)
+
+        if cfg.use_flow_sigmas and timesteps is not None:
+            # Flow timesteps are σ·T: derive the sigmas (shifted, like FlowMatchEuler) and keep the timesteps as given.
+            base = np.asarray(timesteps, dtype=np.float64) / cfg.num_train_timesteps
+            self._set_custom_sigmas(base, mu, device, keep_timesteps=np.asarray(timesteps, dtype=np.float32))
+        elif sigmas is not None:
+            self._set_custom_sigmas(np.asarray(sigmas, dtype=np.float64), mu, device)
+        elif cfg.use_flow_sigmas and mu is not None and cfg.time_shift_type == "linear":
+            # diffusers' DPM-Solver only knows the exponential shift; apply the linear one to its unshifted grid.
+            n = num_inference_steps
+            base = np.flip(1.0 - np.linspace(1, 1 / cfg.num_train_timesteps, n + 1))[:-1].copy()
+            self._set_custom_sigmas(base, mu, device)
+        else:
+            if timesteps is not None:
+                self._check_custom_values(
+                    "timesteps", np.asarray(timesteps, dtype=np.float64), 0, cfg.num_train_timesteps - 1
+                )
+            flow_shift = cfg["flow_shift"]
+            DPMSolverMultistepScheduler.set_timesteps(
+                grid,
+                num_inference_steps=None if timesteps is not None else num_inference_steps,
+                device=device,
+                mu=mu,
+                timesteps=timesteps,
+            )
+            # DPM-Solver writes exp(mu) into config.flow_shift; restore it so no schedule state outlives the call.
+            cfg.flow_shift = flow_shift
+
+    @staticmethod
+    def _check_custom_values(name: str, values: np.ndarray, low: float, high: float) -> None:
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"`{name}` must be a non-empty 1-D sequence, got shape {values.shape}.")
+        if not np.all(np.isfinite(values)) or values.min() < low or values.max() > high:
+            raise ValueError(f"`{name}` must be finite values in [{low}, {high}], got {values.tolist()}.")
+        if values.size > 1 and not np.all(np.diff(values) < 0):
+            raise ValueError(f"`{name}` must be strictly decreasing, got {values.tolist()}.")
+
+    def _set_custom_sigmas(
+        self,
+        sigmas: np.ndarray,
+        mu: float | None,
+        device: str | torch.device | None,
+        keep_timesteps: np.ndarray | None = None,
+    ) -> None:
+        grid = self._grid
+        cfg = grid.config
+        n = len(sigmas)
+        if cfg.use_flow_sigmas:
+            self._check_custom_values("sigmas", sigmas, 0.0, 1.0)
+            if sigmas.min() <= 0.0:
+                raise ValueError(f"`sigmas` must be > 0 (the terminal 0 is appended), got {sigmas.tolist()}.")
+            if mu is not None:
+                # Resolution-dependent shift of FlowMatchEuler (SD3/Flux): exp(mu)/(exp(mu) + (1/σ − 1)), or linear.
+                m = math.exp(mu) if cfg.time_shift_type == "exponential" else mu
+                sigmas = m / (m + (1.0 / sigmas - 1.0))
+            else:
+                # Static shift σ' = sσ / (1 + (s − 1)σ) with s = flow_shift.
+                s = cfg.flow_shift
+                sigmas = s * sigmas / (1.0 + (s - 1.0) * sigmas)
+            timesteps = (
+                keep_timesteps if keep_timesteps is not None else (sigmas * cfg.num_train_timesteps).astype(np.float32)
+            )
+            timesteps_t = torch.from_numpy(np.asarray(timesteps, dtype=np.float32)).to(device=device)
+        else:
+            self._check_custom_values("sigmas", sigmas, 0.0, math.inf)
+            if sigmas.min() <= 0.0:
+                raise ValueError(f"`sigmas` must be > 0 (the terminal sigma is appended), got {sigmas.tolist()}.")
+            log_sigmas = np.log(np.array(((1 - grid.alphas_cumprod) / grid.alphas_cumprod) ** 0.5))
+            timesteps = np.array([grid._sigma_to_t(s, log_sigmas) for s in sigmas])
+            if cfg.beta_schedule != "squaredcos_cap_v2":
+                timesteps = timesteps.round()
+            timesteps_t = torch.from_numpy(timesteps).to(device=device, dtype=torch.int64)
+        if cfg.final_sigmas_type == "sigma_min":
+            last = float(((1 - grid.alphas_cumprod[0]) / grid.alphas_cumprod[0]) ** 0.5)
+        else:
+            last = 0.0
+        grid.sigmas = torch.from_numpy(np.concatenate([sigmas, [last]]).astype(np.float32))
+        grid.timesteps = timesteps_t
+        grid.num_inference_steps = n
+        grid.model_outputs = [None] * cfg.solver_order
+        grid.lower_order_nums = 0
+        grid._step_index = None
+        grid._begin_index = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    def scale_noise(
+        self, sample: torch.Tensor, timestep: float | torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Forward process for img2img in flow pipelines (SD3, Flux): σ·noise + (1 − σ)·sample in flow mode.
+
+        In VP mode it is the usual α·sample + σ·noise. Same index rules as ``add_noise`` (``begin_index``).
+        """
+        if noise is None:
+            raise ValueError("`scale_noise` needs a `noise` tensor.")
+        if not isinstance(timestep, torch.Tensor):
+            timestep = torch.tensor([timestep])
+        if timestep.ndim == 0:
+            timestep = timestep[None]
+        return self.add_noise(sample, noise, timestep)  # type: ignore[attr-defined]

@@ -1,0 +1,294 @@
+"""`MomentumDPMSolverMultistepScheduler`: DPM-Solver++ multistep with Polyak heavy-ball momentum (diffusers adapter).
+
+Paper: Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118), §4.1 and App. H ("DPM-Solver++ w/ HB"); spec A.5.
+Every DPM-Solver++ multistep step has the exponential-integrator form
+
+    x_t = (σ_t/σ_s0)·x_s − α_t·(e^{−h} − 1)·U                       (DPM-Solver++, Lu et al. 2022, eq. 5 and 2M/3M)
+
+where U is the solver's estimate of the data prediction averaged over the step (2M midpoint: U = D0 + ½·D1).
+Heavy ball replaces U by its exponential moving average, v ← (1−β)·v + β·U, and steps with v. β = 1 is the stock
+solver, bit for bit (the parent's code runs unchanged).
+
+Deviations from the authors' code, on purpose:
+- ``solver_type="heun"`` and ``solver_order=3`` also get momentum. For heun, U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
+  (spec A.5 [ext]). For order 3 we divide the 3M update by −α_t(e^{−h}−1) the same way:
+  U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1 + ((e^{−h}−1+h)/h² − ½)/(e^{−h}−1)·D2, i.e. the 3M data-prediction
+  combination, and damp that; warm-up steps use the 2M combination with the same velocity. The paper did not do this;
+  BENCHMARKS.md measures whether it helps.
+- First-order steps (the first step, and the final step when `final_sigmas_type="zero"` or `lower_order_final`
+  forces order 1) get no momentum and leave the velocity untouched, as in the authors' SD path.
+- State resets in `set_timesteps` (the authors needed a manual `clear_temp()`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from diffusers import DPMSolverMultistepScheduler
+from diffusers.configuration_utils import register_to_config
+
+from .momentum import validate_beta
+from .recommend import recommended_beta
+from .schedule import MomentumScheduleMixin
+
+__all__ = ["MomentumDPMSolverMultistepScheduler"]
+
+
+class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultistepScheduler):
+    """DPM-Solver++ (2M / 3M, midpoint or heun) with heavy-ball momentum on the data-prediction combination.
+
+    A drop-in for any diffusers pipeline: VP models (SD 1.x/2.x, SDXL; ε, v and x0 prediction) and flow models (SD3,
+    Flux; a flow-matching config switches to flow mode by itself and custom ``sigmas``/``mu`` are accepted).
+
+    Config keys are those of `DPMSolverMultistepScheduler` plus:
+        momentum_beta (`float` or `"auto"`, defaults to 0.8): damping β ∈ (0, 1]; 1 = no momentum (stock solver),
+            smaller = more damping of divergence artifacts. ``"auto"`` picks β from the guidance scale and the step
+            count at `set_timesteps` (see `recommended_beta(..., method="hb-dpm")`).
+        momentum_guidance_scale (`float`, defaults to 7.5): the CFG scale the pipeline will use; read only when
+            ``momentum_beta="auto"``.
+        base_shift, max_shift, base_image_seq_len, max_image_seq_len: kept from flow-matching configs so that the
+            SD3/Flux pipelines compute the same resolution shift ``mu`` as with their stock scheduler.
+
+    Momentum needs ``algorithm_type="dpmsolver++"`` and ``solver_order`` 2 or 3.
+
+    Example:
+        >>> from diffusers import DPMSolverMultistepScheduler
+        >>> from inertia.samplers import MomentumDPMSolverMultistepScheduler
+        >>> base = DPMSolverMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+        >>> sched = MomentumDPMSolverMultistepScheduler.from_config(base.config, momentum_beta=0.8)
+        >>> sched.set_timesteps(10)
+        >>> len(sched.timesteps)
+        10
+
+    In a pipeline: ``pipe.scheduler = MomentumDPMSolverMultistepScheduler.from_config(pipe.scheduler.config,
+    momentum_beta=0.8)``. Memory: one extra latent-sized float32 tensor (the velocity).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        beta_start: float = 0.0001,
+        beta_end: float = 0.02,
+        beta_schedule: str = "linear",
+        trained_betas: np.ndarray | list[float] | None = None,
+        solver_order: int = 2,
+        prediction_type: Literal["epsilon", "sample", "v_prediction", "flow_prediction"] = "epsilon",
+        thresholding: bool = False,
+        dynamic_thresholding_ratio: float = 0.995,
+        sample_max_value: float = 1.0,
+        algorithm_type: Literal["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"] = "dpmsolver++",
+        solver_type: Literal["midpoint", "heun"] = "midpoint",
+        lower_order_final: bool = True,
+        euler_at_final: bool = False,
+        use_karras_sigmas: bool = False,
+        use_exponential_sigmas: bool = False,
+        use_beta_sigmas: bool = False,
+        use_lu_lambdas: bool = False,
+        use_flow_sigmas: bool = False,
+        flow_shift: float = 1.0,
+        final_sigmas_type: Literal["zero", "sigma_min"] = "zero",
+        lambda_min_clipped: float = -float("inf"),
+        variance_type: Literal["learned", "learned_range"] | None = None,
+        timestep_spacing: Literal["linspace", "leading", "trailing"] = "linspace",
+        steps_offset: int = 0,
+        rescale_betas_zero_snr: bool = False,
+        use_dynamic_shifting: bool = False,
+        time_shift_type: Literal["exponential", "linear"] = "exponential",
+        momentum_beta: float | Literal["auto"] = 0.8,
+        momentum_guidance_scale: float = 7.5,
+        base_shift: float = 0.5,
+        max_shift: float = 1.15,
+        base_image_seq_len: int = 256,
+        max_image_seq_len: int = 4096,
+    ):
+        if momentum_beta != "auto":
+            validate_beta(momentum_beta, "momentum_beta")
+        if momentum_beta == "auto" or momentum_beta < 1.0:
+            if algorithm_type not in ("dpmsolver++", "deis"):  # diffusers maps DEIS configs to dpmsolver++
+                raise ValueError(
+                    f"`momentum_beta`<1 needs `algorithm_type`='dpmsolver++', got algorithm_type={algorithm_type!r}; "
+                    "use momentum_beta=1.0 for the other algorithm types."
+                )
+            if solver_order not in (2, 3):
+                raise ValueError(
+                    f"`momentum_beta`<1 needs `solver_order` 2 or 3 (order 1 has no multistep combination to damp), "
+                    f"got solver_order={solver_order!r}."
+                )
+        if solver_order not in (1, 2, 3):
+            raise ValueError(f"`solver_order` must be 1, 2 or 3, got {solver_order!r}.")
+        super().__init__(
+            num_train_timesteps=num_train_timesteps,
+            beta_start=beta_start,
+            beta_end=beta_end,
+            beta_schedule=beta_schedule,
+            trained_betas=trained_betas,
+            solver_order=solver_order,
+            prediction_type=prediction_type,
+            thresholding=thresholding,
+            dynamic_thresholding_ratio=dynamic_thresholding_ratio,
+            sample_max_value=sample_max_value,
+            algorithm_type=algorithm_type,
+            solver_type=solver_type,
+            lower_order_final=lower_order_final,
+            euler_at_final=euler_at_final,
+            use_karras_sigmas=use_karras_sigmas,
+            use_exponential_sigmas=use_exponential_sigmas,
+            use_beta_sigmas=use_beta_sigmas,
+            use_lu_lambdas=use_lu_lambdas,
+            use_flow_sigmas=use_flow_sigmas,
+            flow_shift=flow_shift,
+            final_sigmas_type=final_sigmas_type,
+            lambda_min_clipped=lambda_min_clipped,
+            variance_type=variance_type,
+            timestep_spacing=timestep_spacing,
+            steps_offset=steps_offset,
+            rescale_betas_zero_snr=rescale_betas_zero_snr,
+            use_dynamic_shifting=use_dynamic_shifting,
+            time_shift_type=time_shift_type,
+        )
+        self._validate_schedule_config()
+        self._beta = 1.0 if momentum_beta == "auto" else float(momentum_beta)
+        self._velocity: torch.Tensor | None = None
+
+    @property
+    def _grid(self) -> DPMSolverMultistepScheduler:
+        return self
+
+    @property
+    def momentum_beta(self) -> float:
+        """The β in use for the current schedule (resolves ``"auto"`` after `set_timesteps`)."""
+        return self._beta
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        timesteps: list[int] | None = None,
+        sigmas: list[float] | None = None,
+        mu: float | None = None,
+    ) -> None:
+        """Sets the schedule and resets all solver and momentum state.
+
+        Args:
+            num_inference_steps: number of denoising steps.
+            device: where ``timesteps`` live (``sigmas`` stay on the CPU, as in diffusers).
+            timesteps: custom descending timesteps (VP: integers in [0, num_train_timesteps)).
+            sigmas: custom descending sigmas (VP: σ̄ = σ/α as in diffusers' Euler scheduler; flow: σ ∈ (0, 1],
+                shifted like `FlowMatchEulerDiscreteScheduler`). The terminal sigma is appended.
+            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
+        """
+        self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+        self._velocity = None
+        if self.config.momentum_beta == "auto":
+            self._beta = recommended_beta(self.config.momentum_guidance_scale, int(self.num_inference_steps), "hb-dpm")
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+        variance_noise: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ):
+        """One DPM-Solver++ step with heavy-ball momentum; same signature and outputs as the parent's `step`."""
+        if self.num_inference_steps is not None and self.step_index is not None:
+            if self.step_index >= self.num_inference_steps:
+                raise ValueError(
+                    f"`step` was called {self.step_index + 1} times for a {self.num_inference_steps}-step schedule; "
+                    "call `set_timesteps` before a new generation."
+                )
+        if model_output.shape != sample.shape and self.config.variance_type is None:
+            raise ValueError(
+                f"`model_output` shape {tuple(model_output.shape)} differs from `sample` shape {tuple(sample.shape)}."
+            )
+        return super().step(model_output, timestep, sample, generator, variance_noise, return_dict)
+
+    def _momentum_active(self) -> bool:
+        return self._beta < 1.0 and self.config.algorithm_type == "dpmsolver++"
+
+    def _heavy_ball_update(
+        self,
+        combination: torch.Tensor,
+        sample: torch.Tensor,
+        h: torch.Tensor,
+        scale: torch.Tensor,
+        alpha_t: torch.Tensor,
+    ) -> torch.Tensor:
+        # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, spec A.5).
+        if self._velocity is None:
+            velocity = combination
+        else:
+            if self._velocity.shape != combination.shape:
+                raise ValueError(
+                    f"`model_output` batch shape changed from {tuple(self._velocity.shape)} to "
+                    f"{tuple(combination.shape)} mid-run; call `set_timesteps` before sampling a new batch."
+                )
+            velocity = self._velocity * (1.0 - self._beta) + combination * self._beta
+        self._velocity = velocity
+        # x_t = (σ_t/σ_s0)·x_s − α_t·(e^{−h} − 1)·v  (DPM-Solver++ exponential integrator with U replaced by v).
+        return scale * sample - (alpha_t * (torch.exp(-h) - 1.0)) * velocity
+
+    def _lambdas(self, count: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        i = self.step_index
+        alpha_t, sigma_t = self._sigma_to_alpha_sigma_t(self.sigmas[i + 1])
+        lambdas, first_sigma = [], None
+        for k in range(count):
+            a, s = self._sigma_to_alpha_sigma_t(self.sigmas[i - k])
+            lambdas.append(torch.log(a) - torch.log(s))
+            if k == 0:
+                first_sigma = s
+        lambda_t = torch.log(alpha_t) - torch.log(sigma_t)
+        return lambda_t, lambdas, alpha_t, sigma_t / first_sigma
+
+    def multistep_dpm_solver_second_order_update(
+        self,
+        model_output_list: list[torch.Tensor],
+        *args: Any,
+        sample: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """2M step; with β < 1 it steps with the velocity of U = D0 + ½·D1 (midpoint) or the heun combination."""
+        if not self._momentum_active() or args or sample is None:
+            return super().multistep_dpm_solver_second_order_update(
+                model_output_list, *args, sample=sample, noise=noise, **kwargs
+            )
+        lambda_t, (lambda_s0, lambda_s1), alpha_t, scale = self._lambdas(2)
+        m0, m1 = model_output_list[-1], model_output_list[-2]
+        h, h_0 = lambda_t - lambda_s0, lambda_s0 - lambda_s1
+        d1 = (1.0 / (h_0 / h)) * (m0 - m1)  # D1 = (m0 − m1)/r0
+        if self.config.solver_type == "midpoint":
+            combination = m0 + 0.5 * d1  # U = D0 + ½·D1
+        else:
+            em1 = torch.exp(-h) - 1.0
+            combination = m0 - ((em1 / h + 1.0) / em1) * d1  # heun: U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
+        return self._heavy_ball_update(combination, sample, h, scale, alpha_t)
+
+    def multistep_dpm_solver_third_order_update(
+        self,
+        model_output_list: list[torch.Tensor],
+        *args: Any,
+        sample: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """3M step; with β < 1 it steps with the velocity of the 3M data-prediction combination (see module doc)."""
+        if not self._momentum_active() or args or sample is None:
+            return super().multistep_dpm_solver_third_order_update(
+                model_output_list, *args, sample=sample, noise=noise, **kwargs
+            )
+        lambda_t, (lambda_s0, lambda_s1, lambda_s2), alpha_t, scale = self._lambdas(3)
+        m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+        h, h_0, h_1 = lambda_t - lambda_s0, lambda_s0 - lambda_s1, lambda_s1 - lambda_s2
+        r0, r1 = h_0 / h, h_1 / h
+        d1_0, d1_1 = (1.0 / r0) * (m0 - m1), (1.0 / r1) * (m1 - m2)
+        d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+        d2 = (1.0 / (r0 + r1)) * (d1_0 - d1_1)
+        em1 = torch.exp(-h) - 1.0
+        # 3M: x_t = (σ_t/σ_s0)x − α_t·em1·D0 + α_t(em1/h + 1)·D1 − α_t((em1 + h)/h² − ½)·D2 = (σ_t/σ_s0)x − α_t·em1·U.
+        combination = m0 - ((em1 / h + 1.0) / em1) * d1 + (((em1 + h) / h**2 - 0.5) / em1) * d2
+        return self._heavy_ball_update(combination, sample, h, scale, alpha_t)
