@@ -244,10 +244,10 @@ class MomentumScheduleMixin:
                 # Static shift σ' = sσ / (1 + (s − 1)σ) with s = flow_shift.
                 s = cfg.flow_shift
                 sigmas = s * sigmas / (1.0 + (s - 1.0) * sigmas)
-            timesteps = (
-                keep_timesteps if keep_timesteps is not None else (sigmas * cfg.num_train_timesteps).astype(np.float32)
-            )
-            timesteps_t = torch.from_numpy(np.asarray(timesteps, dtype=np.float32)).to(device=device)
+            if keep_timesteps is not None:
+                timesteps_t = torch.from_numpy(np.asarray(keep_timesteps, dtype=np.float32)).to(device=device)
+            else:  # float32 σ·T, computed as FlowMatchEulerDiscreteScheduler does, so Flux sees the same timesteps
+                timesteps_t = (torch.from_numpy(sigmas.astype(np.float32)) * cfg.num_train_timesteps).to(device=device)
         else:
             self._check_custom_values("sigmas", sigmas, 0.0, math.inf)
             if sigmas.min() <= 0.0:
