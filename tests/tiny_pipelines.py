@@ -48,8 +48,9 @@ Consequences: `PNDMScheduler` (the SD default) has no ``set_begin_index`` and yi
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -209,7 +210,7 @@ def make_components(kind: str, seed: int = 0) -> dict[str, Any]:
     """
     _check_kind(kind)
     denoiser_name = "unet" if kind in ("sd", "sdxl") else "transformer"
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), single_threaded():
         torch.manual_seed(seed)
         denoiser = _tiny_unet(kind) if kind in ("sd", "sdxl") else _tiny_transformer(kind)
         torch.manual_seed(seed)
@@ -222,12 +223,10 @@ def make_components(kind: str, seed: int = 0) -> dict[str, Any]:
     }
     if kind == "sd":
         components.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    elif kind == "sdxl":
-        components.update(text_encoder_2=None, tokenizer_2=None)
-    elif kind == "sd3":
-        components.update(text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None)
     else:
         components.update(text_encoder_2=None, tokenizer_2=None)
+        if kind == "sd3":
+            components.update(text_encoder_3=None, tokenizer_3=None)
     return components
 
 
@@ -247,13 +246,10 @@ def make_pipeline(
     return pipe
 
 
-def _randn(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed)) * scale
-
-
 def _batched(batch_size: int, base_seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Row i is drawn from seed `base_seed + i`, so row 0 does not depend on `batch_size`."""
-    return torch.stack([_randn(shape, base_seed + i) for i in range(batch_size)])
+    """Standard normal rows; row i is drawn from seed `base_seed + i`, so it does not depend on `batch_size`."""
+    rows = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(base_seed + i)) for i in range(batch_size)]
+    return torch.stack(rows)
 
 
 def make_image(batch_size: int = 1, height: int = 32, width: int = 32, seed: int = 0) -> torch.Tensor:
@@ -310,9 +306,25 @@ def make_call_kwargs(
     return kwargs
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch ops on one intra-op thread inside the block, restoring the previous count afterwards.
+
+    The tiny models gain nothing from threads, and on a busy 2-core machine (``pytest -n 2``, other jobs) torch's
+    spinning OpenMP workers make a 0.1 s pipeline call take 5-20 s; one thread keeps it at 0.1 s.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def run(pipe: DiffusionPipeline, **kwargs: Any) -> torch.Tensor | np.ndarray:
-    """Call `pipe(**kwargs)` and return its `.images`."""
-    return pipe(**kwargs).images
+    """Call `pipe(**kwargs)` (single-threaded, see `single_threaded`) and return its `.images`."""
+    with single_threaded():
+        return pipe(**kwargs).images
 
 
 def record_scheduler_calls(
