@@ -218,7 +218,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         scale: torch.Tensor,
         alpha_t: torch.Tensor,
     ) -> torch.Tensor:
-        # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, spec A.5).
+        # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, spec A.5), as one lerp.
         if self._velocity is None:
             velocity = combination
         else:
@@ -227,7 +227,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
                     f"`model_output` batch shape changed from {tuple(self._velocity.shape)} to "
                     f"{tuple(combination.shape)} mid-run; call `set_timesteps` before sampling a new batch."
                 )
-            velocity = self._velocity * (1.0 - self._beta) + combination * self._beta
+            velocity = torch.lerp(self._velocity, combination, self._beta)
         self._velocity = velocity
         # x_t = (σ_t/σ_s0)·x_s − α_t·(e^{−h} − 1)·v  (DPM-Solver++ exponential integrator with U replaced by v).
         return scale * sample - (alpha_t * (torch.exp(-h) - 1.0)) * velocity
@@ -260,12 +260,13 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         lambda_t, (lambda_s0, lambda_s1), alpha_t, scale = self._lambdas(2)
         m0, m1 = model_output_list[-1], model_output_list[-2]
         h, h_0 = lambda_t - lambda_s0, lambda_s0 - lambda_s1
-        d1 = (1.0 / (h_0 / h)) * (m0 - m1)  # D1 = (m0 − m1)/r0
+        # D1 = (m0 − m1)/r0 with r0 = h_0/h; the scalar weights are folded so U costs three tensor ops.
         if self.config.solver_type == "midpoint":
-            combination = m0 + 0.5 * d1  # U = D0 + ½·D1
+            weight = 0.5 * h / h_0  # U = D0 + ½·D1
         else:
             em1 = torch.exp(-h) - 1.0
-            combination = m0 - ((em1 / h + 1.0) / em1) * d1  # heun: U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
+            weight = -((em1 / h + 1.0) / em1) * h / h_0  # heun: U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
+        combination = m0 + weight * (m0 - m1)
         return self._heavy_ball_update(combination, sample, h, scale, alpha_t)
 
     def multistep_dpm_solver_third_order_update(
