@@ -188,6 +188,7 @@ class MomentumScheduleMixin:
 
         if cfg.use_flow_sigmas and timesteps is not None:
             # Flow timesteps are σ·T: derive the sigmas (shifted, like FlowMatchEuler) and keep the timesteps as given.
+            self._check_custom_values("timesteps", np.asarray(timesteps, dtype=np.float64), 0, cfg.num_train_timesteps)
             base = np.asarray(timesteps, dtype=np.float64) / cfg.num_train_timesteps
             self._set_custom_sigmas(base, mu, device, keep_timesteps=np.asarray(timesteps, dtype=np.float32))
         elif sigmas is not None:

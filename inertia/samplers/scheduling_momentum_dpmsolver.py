@@ -106,6 +106,14 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
     ):
         if momentum_beta != "auto":
             validate_beta(momentum_beta, "momentum_beta")
+        # Names diffusers accepts (it maps DEIS/UniPC names to dpmsolver++ / midpoint).
+        if algorithm_type not in ("dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++", "deis"):
+            raise ValueError(
+                "`algorithm_type` must be one of ('dpmsolver++', 'sde-dpmsolver++', 'dpmsolver', 'sde-dpmsolver'), "
+                f"got {algorithm_type!r}."
+            )
+        if solver_type not in ("midpoint", "heun", "logrho", "bh1", "bh2"):
+            raise ValueError(f"`solver_type` must be one of ('midpoint', 'heun'), got {solver_type!r}.")
         if momentum_beta == "auto" or momentum_beta < 1.0:
             if algorithm_type not in ("dpmsolver++", "deis"):  # diffusers maps DEIS configs to dpmsolver++
                 raise ValueError(
@@ -119,6 +127,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
                 )
         if solver_order not in (1, 2, 3):
             raise ValueError(f"`solver_order` must be 1, 2 or 3, got {solver_order!r}.")
+        self._validate_schedule_config()
         super().__init__(
             num_train_timesteps=num_train_timesteps,
             beta_start=beta_start,
@@ -149,7 +158,6 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
             use_dynamic_shifting=use_dynamic_shifting,
             time_shift_type=time_shift_type,
         )
-        self._validate_schedule_config()
         self._beta = 1.0 if momentum_beta == "auto" else float(momentum_beta)
         self._velocity: torch.Tensor | None = None
 
@@ -204,6 +212,12 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         if model_output.shape != sample.shape and self.config.variance_type is None:
             raise ValueError(
                 f"`model_output` shape {tuple(model_output.shape)} differs from `sample` shape {tuple(sample.shape)}."
+            )
+        previous = self.model_outputs[-1] if self.step_index is not None else None
+        if previous is not None and previous.shape != sample.shape:  # stored outputs are x0-shaped like `sample`
+            raise ValueError(
+                f"`model_output` batch shape changed from {tuple(previous.shape)} to {tuple(sample.shape)} mid-run; "
+                "call `set_timesteps` before sampling a new batch."
             )
         return super().step(model_output, timestep, sample, generator, variance_noise, return_dict)
 

@@ -124,8 +124,8 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
         validate_order(solver_order, "solver_order")
         if momentum_beta != "auto":
             validate_beta(momentum_beta, "momentum_beta")
-        self._schedule = DPMSolverMultistepScheduler(**{k: self.config[k] for k in _SCHEDULE_KEYS})
         self._validate_schedule_config()
+        self._schedule = DPMSolverMultistepScheduler(**{k: self.config[k] for k in _SCHEDULE_KEYS})
         self.init_noise_sigma = 1.0
         self.betas = self._schedule.betas
         self.alphas = self._schedule.alphas
