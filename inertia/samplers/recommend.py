@@ -1,14 +1,20 @@
 """Recommended momentum damping β by guidance scale and step count (`momentum_beta="auto"`).
 
-The anchors are the paper's App. K recommendations on SD1.5 (PLMS4 + HB: β = 0.9 / 0.8 / 0.6 at CFG 7.5 / 15 / 22.5;
-GHVB(3+β): β = 0.5 / 0.2 / 0.1) and the spec's suggested HB-DPM-Solver++ defaults (0.9 below CFG 10, 0.8 above).
-Between anchors β is interpolated linearly in the guidance scale; below the first anchor it rises to 1 (no momentum)
-at guidance 1, because unguided sampling has no divergence to suppress. The step-count factor relaxes β towards 1 as
-steps grow, since artifacts come from large steps (the paper's gains vanish by ~30-60 steps). These are heuristics;
-`BENCHMARKS.md` measures how close they land to the best β on the exact-denoiser benchmark.
+Sources of the numbers:
+- HB on PLMS (and NT): the paper's App. K recommendation on SD1.5, β = 0.9 / 0.8 / 0.6 at CFG 7.5 / 15 / 22.5,
+  rising to 1 (no momentum) at CFG 1, where there is no guidance divergence to suppress.
+- HB-DPM-Solver++: the spec's suggested defaults, β = 0.9 below CFG 10 and 0.8 above.
+- GHVB: the paper's GHVB(3+β) recommendation on SD1.5, β = 0.5 / 0.2 / 0.1 at CFG 7.5 / 15 / 22.5. Below 7.5 we keep
+  0.5 instead of rising to 1: on our exact-denoiser benchmark an order-4 GHVB needs that damping at ≤ 10 steps even
+  without guidance (plain AB4 is outside its stability region there), see BENCHMARKS.md.
+Between anchors β is interpolated linearly in the guidance scale. Past a reference step count the damping relaxes
+towards 1, because artifacts come from large steps: (1 − β) shrinks like (n_ref/n)^p. For HB-type methods n_ref = 20,
+p = 1 (the paper's gains vanish by 30-60 steps); for GHVB n_ref = 10, p = 2, fitted to the benchmark, where GHVB 3.8-3.9
+is best from 20 steps on at every guidance scale. These are heuristics, measured in BENCHMARKS.md; they are not
+validated on real checkpoints beyond the paper's figures.
 
 Example:
-    >>> recommended_beta(15.0, 20, "ghvb")
+    >>> recommended_beta(15.0, 8, "ghvb")
     0.2
 """
 
@@ -23,14 +29,14 @@ __all__ = ["AUTO_METHODS", "recommended_beta"]
 _ANCHORS: dict[str, tuple[tuple[float, float], ...]] = {
     "hb": ((1.0, 1.0), (7.5, 0.9), (15.0, 0.8), (22.5, 0.6)),
     "nt": ((1.0, 1.0), (7.5, 0.9), (15.0, 0.8), (22.5, 0.6)),
-    "ghvb": ((1.0, 1.0), (7.5, 0.5), (15.0, 0.2), (22.5, 0.1)),
+    "ghvb": ((7.5, 0.5), (15.0, 0.2), (22.5, 0.1)),
     "hb-dpm": ((1.0, 1.0), (7.5, 0.9), (10.0, 0.8), (22.5, 0.8)),
 }
 AUTO_METHODS = tuple(_ANCHORS)
 """Methods :func:`recommended_beta` knows: ``"hb"``, ``"nt"``, ``"ghvb"`` (PLMS family) and ``"hb-dpm"``."""
 
-# Step counts at and above which the table is used as is; fewer steps keep the table value, more relax towards 1.
-_REFERENCE_STEPS = 20
+# (n_ref, p): up to n_ref steps the table holds; beyond, (1 − β) shrinks like (n_ref / n) ** p.
+_RELAXATION: dict[str, tuple[int, int]] = {"hb": (20, 1), "nt": (20, 1), "hb-dpm": (20, 1), "ghvb": (10, 2)}
 
 
 def _interpolate(anchors: tuple[tuple[float, float], ...], x: float) -> float:
@@ -65,7 +71,8 @@ def recommended_beta(guidance_scale: float, num_inference_steps: int, method: st
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
         raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps!r}.")
     beta = _interpolate(_ANCHORS[method], float(guidance_scale))
-    if num_inference_steps > _REFERENCE_STEPS:
-        # Momentum need falls with the step size: shrink (1 − β) in proportion to the step count.
-        beta = 1.0 - (1.0 - beta) * _REFERENCE_STEPS / num_inference_steps
+    reference, power = _RELAXATION[method]
+    if num_inference_steps > reference:
+        # Momentum need falls with the step size: shrink (1 − β) like (n_ref / n)^p.
+        beta = 1.0 - (1.0 - beta) * (reference / num_inference_steps) ** power
     return round(min(max(beta, 0.01), 1.0), 3)
