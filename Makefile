@@ -38,7 +38,7 @@ bench-gpu: setup
 	$(PY) -m benchmarks.run_all --device cuda
 
 demo: setup
-	$(PY) -m inertia.demo
+	$(PY) -m benchmarks.demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
