@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
 
 test-all: setup
