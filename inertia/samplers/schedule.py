@@ -150,6 +150,38 @@ class MomentumScheduleMixin:
             )
         _check_number("momentum_guidance_scale", cfg.momentum_guidance_scale, 0.0)
 
+    @property
+    def momentum_beta(self) -> float:
+        """The β in use for the current schedule (resolves ``"auto"`` after `set_timesteps`)."""
+        return self._beta  # type: ignore[attr-defined]
+
+    def _reset_momentum(self) -> None:  # pragma: no cover - overridden
+        """Copies the new schedule where needed, clears every momentum state and resolves ``"auto"``."""
+        raise NotImplementedError
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        timesteps: Sequence[float] | None = None,
+        sigmas: Sequence[float] | None = None,
+        mu: float | None = None,
+    ) -> None:
+        """Sets the schedule and resets all solver and momentum state (called once per generation by pipelines).
+
+        For the same config the sigmas are those of `DPMSolverMultistepScheduler`, computed by its own code.
+
+        Args:
+            num_inference_steps: number of denoising steps.
+            device: where ``timesteps`` live (``sigmas`` stay on the CPU, as in diffusers).
+            timesteps: custom descending timesteps (VP: integers in [0, num_train_timesteps)).
+            sigmas: custom descending sigmas (VP: σ̄ = σ/α as in diffusers' Euler scheduler; flow: σ ∈ (0, 1],
+                shifted like `FlowMatchEulerDiscreteScheduler`). The terminal sigma is appended.
+            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
+        """
+        self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+        self._reset_momentum()
+
     # ------------------------------------------------------------------------------------------------------------
     # set_timesteps
     def _set_schedule(

@@ -165,30 +165,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
     def _grid(self) -> DPMSolverMultistepScheduler:
         return self
 
-    @property
-    def momentum_beta(self) -> float:
-        """The β in use for the current schedule (resolves ``"auto"`` after `set_timesteps`)."""
-        return self._beta
-
-    def set_timesteps(
-        self,
-        num_inference_steps: int | None = None,
-        device: str | torch.device | None = None,
-        timesteps: list[int] | None = None,
-        sigmas: list[float] | None = None,
-        mu: float | None = None,
-    ) -> None:
-        """Sets the schedule and resets all solver and momentum state.
-
-        Args:
-            num_inference_steps: number of denoising steps.
-            device: where ``timesteps`` live (``sigmas`` stay on the CPU, as in diffusers).
-            timesteps: custom descending timesteps (VP: integers in [0, num_train_timesteps)).
-            sigmas: custom descending sigmas (VP: σ̄ = σ/α as in diffusers' Euler scheduler; flow: σ ∈ (0, 1],
-                shifted like `FlowMatchEulerDiscreteScheduler`). The terminal sigma is appended.
-            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
-        """
-        self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+    def _reset_momentum(self) -> None:
         self._velocity = None
         if self.config.momentum_beta == "auto":
             self._beta = recommended_beta(self.config.momentum_guidance_scale, int(self.num_inference_steps), "hb-dpm")

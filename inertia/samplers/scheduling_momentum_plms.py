@@ -152,11 +152,6 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
     def _grid(self) -> DPMSolverMultistepScheduler:
         return self._schedule
 
-    @property
-    def momentum_beta(self) -> float:
-        """The β in use for the current schedule (resolves ``"auto"`` after `set_timesteps`)."""
-        return self._beta
-
     @classmethod
     def from_momentum_number(
         cls, config: dict[str, Any], momentum_number: float, method: str = "ghvb", **kwargs: Any
@@ -174,25 +169,7 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
         order, beta = momentum_number_to_order_beta(momentum_number)
         return cls.from_config(config, momentum_method=method, solver_order=order, momentum_beta=beta, **kwargs)
 
-    def set_timesteps(
-        self,
-        num_inference_steps: int | None = None,
-        device: str | torch.device | None = None,
-        timesteps: list[int] | None = None,
-        sigmas: list[float] | None = None,
-        mu: float | None = None,
-    ) -> None:
-        """Sets the schedule (same sigmas as `DPMSolverMultistepScheduler` for the same config) and resets all state.
-
-        Args:
-            num_inference_steps: number of denoising steps.
-            device: where ``timesteps`` live (``sigmas`` stay on the CPU, as in diffusers).
-            timesteps: custom descending timesteps.
-            sigmas: custom descending sigmas (VP: σ̄ as in diffusers' Euler scheduler; flow: σ ∈ (0, 1], shifted
-                like `FlowMatchEulerDiscreteScheduler`). The terminal sigma is appended.
-            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
-        """
-        self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+    def _reset_momentum(self) -> None:
         self.sigmas = self._schedule.sigmas
         self.timesteps = self._schedule.timesteps
         self.num_inference_steps = int(self._schedule.num_inference_steps)
