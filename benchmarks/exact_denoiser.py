@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from inertia.metrics import magnitude_score as _magnitude_score
 
 __all__ = [
     "CHANNEL_MEAN",
@@ -455,18 +456,9 @@ def per_sample_error(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 def magnitude_score(x: torch.Tensor, dataset: LatentDataset, tau: float = 3.0, kernel_size: int = 4) -> float:
-    """Divergence "magnitude score" of the momentum-sampling paper (Wizadwongsa et al., 2023).
+    """The paper's divergence magnitude score (:func:`inertia.metrics.magnitude_score`) with this data set's statistics.
 
-    Latents are standardised per channel with the data set's mean and std, then ``|.|`` is maximised over channels,
-    max-pooled with a ``kernel_size`` window, values below ``tau`` are zeroed and the mean is taken over the pooled
-    grid and the samples. Zero means no region left the data range by more than ``tau`` standard deviations.
-    Non-finite samples are excluded (report them with :func:`nonfinite_fraction`); ``nan`` if none is finite.
+    Zero means no region left the data range by more than ``tau`` standard deviations. Non-finite samples are
+    excluded (report them with :func:`nonfinite_fraction`); ``nan`` if none is finite.
     """
-    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
-    if not bool(finite.any()):
-        return math.nan
-    mean = dataset.channel_mean.view(1, -1, 1, 1)
-    std = dataset.channel_std.view(1, -1, 1, 1)
-    z = ((x[finite].to(torch.float64) - mean) / std).abs().amax(dim=1, keepdim=True)
-    pooled = F.max_pool2d(z, kernel_size)
-    return float(torch.where(pooled < tau, torch.zeros_like(pooled), pooled).mean())
+    return _magnitude_score(x, dataset.channel_mean, dataset.channel_std, tau=tau, kernel_size=kernel_size)
