@@ -1,0 +1,1 @@
+"""Training recipe for the embedded image model: offline digits data set, VP/EDM/FDM preconditioning."""
