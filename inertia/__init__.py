@@ -1,3 +1,34 @@
-"""inertia: momentum-based sampling, guidance and decoding for diffusers and transformers."""
+"""inertia: momentum-based sampling, guidance and decoding for diffusers and transformers.
+
+Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.metrics`, `inertia.training` (digits data set,
+VP/EDM/FDM preconditioning), `inertia.models`, `inertia.pipelines`. The main classes are also importable from here, lazily, so that
+``import inertia`` stays light.
+
+Example:
+    >>> import inertia
+    >>> inertia.__version__
+    '0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# Main public classes, by defining module (saved pipelines record these module paths; keep them stable).
+_LAZY = {
+    "PreconditionedUNet": "inertia.models.preconditioned_unet",
+    "DigitsPipeline": "inertia.pipelines.digits",
+    "MomentumPLMSScheduler": "inertia.samplers",
+    "MomentumDPMSolverMultistepScheduler": "inertia.samplers",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'inertia' has no attribute {name!r}")

@@ -331,3 +331,24 @@ def test_cfg_needs_null_label_embedding() -> None:
     with pytest.raises(ValueError, match="`guidance_scale`"):
         pipe(3, guidance_scale=2.0, num_inference_steps=1)
     assert pipe(3, guidance_scale=1.0, num_inference_steps=1, output_type="pt").images.shape == (1, 3, 8, 8)
+
+
+def test_pipeline_with_preconditioned_unet_and_momentum_scheduler_round_trips(tmp_path: Any) -> None:
+    """A saved pipeline records our classes by their stable module paths, and both reload from them."""
+    import json
+
+    from inertia.models.preconditioned_unet import PreconditionedUNet
+    from inertia.samplers import MomentumPLMSScheduler
+
+    torch.manual_seed(0)
+    unet = PreconditionedUNet.tiny(preconditioning="fdm")
+    pipe = DigitsPipeline(unet=unet, scheduler=MomentumPLMSScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["unet"] == ["inertia.models.preconditioned_unet", "PreconditionedUNet"]
+    assert index["scheduler"] == ["inertia.samplers.scheduling_momentum_plms", "MomentumPLMSScheduler"]
+    loaded = DigitsPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded.unet) is PreconditionedUNet and type(loaded.scheduler) is MomentumPLMSScheduler
+    torch.testing.assert_close(run_pt(loaded, [4], num_inference_steps=3), run_pt(pipe, [4], num_inference_steps=3))

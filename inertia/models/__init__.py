@@ -1,0 +1,1 @@
+"""Model wrappers for the embedded image model."""
