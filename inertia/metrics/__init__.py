@@ -1,5 +1,9 @@
 """Metrics that need no downloaded weights.
 
+- :func:`magnitude_score`: the momentum paper's divergence metric on latents.
+- Digit metrics for the embedded image model (a small classifier shipped with the package): :func:`class_accuracy`,
+  :func:`fd_digits` (Frechet distance in the classifier's feature space), :func:`colour_stats`.
+
 Example:
     >>> import torch
     >>> from inertia.metrics import magnitude_score
@@ -7,6 +11,34 @@ Example:
     0.0
 """
 
+from .digits import (
+    CLASSIFIER_WEIGHTS_DIR,
+    DigitClassifier,
+    DigitClassifierWeightsNotFoundError,
+    class_accuracy,
+    colour_stats,
+    fd_digits,
+    frechet_distance,
+    load_digit_classifier,
+    predict_digits,
+    real_colour_stats,
+    real_fd_baseline,
+)
 from .divergence import SD_LATENT_MEAN, SD_LATENT_STD, magnitude_score
 
-__all__ = ["SD_LATENT_MEAN", "SD_LATENT_STD", "magnitude_score"]
+__all__ = [
+    "CLASSIFIER_WEIGHTS_DIR",
+    "SD_LATENT_MEAN",
+    "SD_LATENT_STD",
+    "DigitClassifier",
+    "DigitClassifierWeightsNotFoundError",
+    "class_accuracy",
+    "colour_stats",
+    "fd_digits",
+    "frechet_distance",
+    "load_digit_classifier",
+    "magnitude_score",
+    "predict_digits",
+    "real_colour_stats",
+    "real_fd_baseline",
+]
