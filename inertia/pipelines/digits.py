@@ -19,6 +19,10 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput, ModelMixin, Schedu
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
 
+# Saved pipelines name our components by module path, and diffusers only resolves modules that are already imported.
+import inertia.models.preconditioned_unet
+import inertia.samplers  # noqa: F401
+
 NUM_DIGIT_CLASSES = 10
 """Conditional labels are the digits 0-9."""
 
