@@ -92,6 +92,22 @@ def inertia_families(solvers: Sequence[Solver]) -> list[str]:
     return families
 
 
+def _tolerance_misses(table, auto, pool, cells) -> list[str]:
+    """Cells where ``auto``'s RMSE is more than ``TOLERANCE`` above the best of ``pool`` in that cell."""
+    misses = []
+    for g, n in cells:
+        best = best_in_cell(table, pool, g, n)
+        mine = table.get((auto.name, g, n))
+        if best is None or mine is None:
+            continue
+        if not _score(mine.rmse) <= (1 + TOLERANCE) * best[1]:
+            misses.append(
+                f"g={g:g} NFE={n}: {auto.name} (β={mine.beta}) {mine.rmse:.4g} vs {best[0].name} "
+                f"{best[1]:.4g} ({_score(mine.rmse) / best[1] - 1:+.1%})"
+            )
+    return misses
+
+
 def evaluate_targets(result: BenchmarkResult) -> list[str]:
     """PASS/MISS lines for the three targets (empty if the inertia solvers did not run)."""
     table = index_records(result.records)
@@ -141,17 +157,7 @@ def evaluate_targets(result: BenchmarkResult) -> list[str]:
             ("best inertia setting", inertia),
             (f"best {auto.auto_family} sweep setting", [s for s in inertia if s.family == auto.auto_family]),
         ):
-            misses = []
-            for g, n in high:
-                best = best_in_cell(table, pool, g, n)
-                mine = table.get((auto.name, g, n))
-                if best is None or mine is None:
-                    continue
-                if not _score(mine.rmse) <= (1 + TOLERANCE) * best[1]:
-                    misses.append(
-                        f"g={g:g} NFE={n}: {auto.name} (β={mine.beta}) {mine.rmse:.4g} vs {best[0].name} "
-                        f"{best[1]:.4g} ({_score(mine.rmse) / best[1] - 1:+.1%})"
-                    )
+            misses = _tolerance_misses(table, auto, pool, high)
             verdict(
                 f"(2) g>={HIGH_GUIDANCE:g}, NFE {TARGET_NFE[0]}-{TARGET_NFE[1]}: {auto.name} within "
                 f"{TOLERANCE:.0%} of the {versus}",
@@ -160,17 +166,7 @@ def evaluate_targets(result: BenchmarkResult) -> list[str]:
             )
 
     for auto in autos:
-        misses = []
-        for g, n in low:
-            best = best_in_cell(table, stock, g, n)
-            mine = table.get((auto.name, g, n))
-            if best is None or mine is None:
-                continue
-            if not _score(mine.rmse) <= (1 + TOLERANCE) * best[1]:
-                misses.append(
-                    f"g={g:g} NFE={n}: {auto.name} (β={mine.beta}) {mine.rmse:.4g} vs {best[0].name} "
-                    f"{best[1]:.4g} ({_score(mine.rmse) / best[1] - 1:+.1%})"
-                )
+        misses = _tolerance_misses(table, auto, stock, low)
         verdict(
             f"(3) g<={LOW_GUIDANCE:g}, all NFE: {auto.name} within {TOLERANCE:.0%} of the best diffusers solver",
             misses,
