@@ -1,0 +1,224 @@
+"""Guidance method configurations: :class:`CFG`, :class:`APG` and :class:`HiGS`.
+
+Each is a frozen dataclass validated at construction, so a bad value fails before any pipeline work. The configs
+carry no state: the per-generation state lives in :class:`inertia.guidance.state.GuidanceState`.
+
+Paper notation ↔ code names: APG's η → ``eta``, β → ``momentum``, r → ``norm_threshold``; HiGS's w_h → ``weight``,
+α → ``ema``, η → ``eta``, R_c → ``cutoff``, λ → ``sharpness``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+SPACES = ("x0", "model_output")
+"""Where a nonlinear method runs: on denoised (x0) predictions (the papers) or on raw model outputs."""
+
+TIME_MODES = ("timestep_fraction", "sigma_fraction")
+"""HiGS time normalisation: ``timestep / num_train_timesteps`` (σ for flow models), or σ/(1+σ) for VP models."""
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a float if it is a real number (not a bool), else a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(float(value)):
+        raise ValueError(f"`{name}` must be a real number, got {value!r}.")
+    return float(value)
+
+
+def _in_range(name: str, value: object, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
+    """Checks ``low <(=) value <(=) high``; the message names the parameter, its value and the range."""
+    number = _real(name, value)
+    above = number > low if low_open else number >= low
+    below = number < high if high_open else number <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"`{name}` must be in {interval}, got {value!r}.")
+    return number
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CFG:
+    """Plain classifier-free guidance, ``D_u + w (D_c − D_u)``, computed exactly as diffusers' pipelines do.
+
+    Applying ``CFG()`` alone reproduces the stock pipeline bit for bit; it is the neutral baseline that
+    :class:`APG` replaces. The scale ``w`` is the pipeline's ``guidance_scale``.
+
+    Example:
+        >>> from inertia.guidance import CFG
+        >>> CFG().is_identity
+        True
+    """
+
+    @property
+    def is_identity(self) -> bool:
+        """Always True: CFG is what the pipeline computes anyway."""
+        return True
+
+
+@dataclass(frozen=True)
+class APG:
+    """Adaptive projected guidance (Sadat, Hilliges & Weber, ICLR 2025, Alg. 1), paper formulation.
+
+    Per step, with ``Δ = D_c − D_u`` on denoised predictions: momentum ``M = Δ + βM`` (a sum, not an EMA), norm
+    clipping ``Δ ← M·min(1, r/‖M‖)``, projection onto ``D_c``, and ``D = D_c + (w − 1)(Δ⊥ + η Δ∥)``. The scale
+    ``w`` is the pipeline's ``guidance_scale`` (diffusers convention, ``w = 1`` means no guidance).
+
+    Args:
+        eta: weight η of the parallel component, in [0, 1]; 0 removes the saturating part (paper default).
+        momentum: β in (−1, 1); negative is the paper's "reverse momentum" (−0.5 for SDXL, −0.75 for EDM2); 0 off.
+        norm_threshold: r > 0, per-sample L2 bound on the update in the units of ``space`` (x0 latents: 15 for
+            SDXL at 1024², about 7.5 for SD 1.5 at 512²); ``float("inf")`` disables clipping.
+        space: ``"x0"`` (the paper: project denoised predictions) or ``"model_output"`` (raw ε / v / flow outputs,
+            as diffusers' modular ``AdaptiveProjectedGuidance`` does; it barely differs from CFG, paper Fig. 12).
+
+    Raises:
+        ValueError: for any value outside the ranges above.
+
+    Example:
+        >>> from inertia.guidance import APG
+        >>> APG()
+        APG(eta=0.0, momentum=-0.5, norm_threshold=15.0, space='x0')
+        >>> APG(eta=1.0, momentum=0.0, norm_threshold=float("inf")).is_identity  # reduces exactly to CFG
+        True
+    """
+
+    eta: float = 0.0
+    momentum: float = -0.5
+    norm_threshold: float = 15.0
+    space: str = "x0"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _in_range("eta", self.eta, 0.0, 1.0, low_open=False, high_open=False))
+        object.__setattr__(
+            self, "momentum", _in_range("momentum", self.momentum, -1.0, 1.0, low_open=True, high_open=True)
+        )
+        threshold = _real("norm_threshold", self.norm_threshold)
+        if not threshold > 0:
+            raise ValueError(
+                f"`norm_threshold` must be > 0 (use float('inf') to disable clipping), got {self.norm_threshold!r}."
+            )
+        object.__setattr__(self, "norm_threshold", threshold)
+        _choice("space", self.space, SPACES)
+
+    @property
+    def clips(self) -> bool:
+        """Whether norm clipping is on (a finite threshold)."""
+        return math.isfinite(self.norm_threshold)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when APG equals CFG exactly: η = 1, no momentum, no clipping."""
+        return self.eta == 1.0 and self.momentum == 0.0 and not self.clips
+
+
+@dataclass(frozen=True)
+class HiGS:
+    """History-guided sampling (Sadat, Salehi & Weber, ICLR 2026, Eqs. 5-9, Alg. 1-3).
+
+    Per step: ``Δ = D − g`` against an EMA ``g`` of past predictions, optional projection (η), a DCT high-pass
+    (cutoff R_c, sharpness λ), and ``D + γ(t) Δ`` with ``γ = w_h √((t − t_min)/(t_max − t_min))`` on
+    ``t_min < t ≤ t_max`` (t = 1 is noise). ``D`` is the guided prediction (CFG or APG output), or the conditional
+    one when the pipeline runs no guidance. Defaults are the paper's SDXL/SD3 settings (Table 10).
+
+    Args:
+        weight: w_h ≥ 0; 0 is the identity. The paper uses 0.75-2.5; with multistep solvers (DPM++, UniPC,
+            inertia's momentum samplers) start near 1 (spec §2.5: they already extrapolate).
+        ema: α in (0, 1], the history EMA weight (``g ← αD + (1 − α)g``).
+        t_min: start of the active window, in [0, 1), exclusive.
+        t_max: end of the active window, in (t_min, 1], inclusive.
+        eta: weight of the component of Δ parallel to D, in [0, 1] (0 removes it, 1 keeps Δ unprojected).
+        cutoff: DCT radius R_c in [0, √2] of the high-pass ``sigmoid(λ(R − R_c))``; ``None`` disables the filter.
+        sharpness: λ > 0 of the high-pass.
+        space: ``"x0"`` (the paper) or ``"model_output"``.
+        time_mode: ``"timestep_fraction"`` (t = timestep / num_train_timesteps; σ for flow models) or
+            ``"sigma_fraction"`` (t = σ/(1 + σ) for VP models, the community convention).
+
+    Raises:
+        ValueError: for any value outside the ranges above.
+
+    Example:
+        >>> from inertia.guidance import HiGS
+        >>> HiGS(weight=1.0).ema
+        0.75
+        >>> HiGS(weight=0.0).is_identity
+        True
+    """
+
+    weight: float = 1.75
+    ema: float = 0.75
+    t_min: float = 0.4
+    t_max: float = 1.0
+    eta: float = 0.0
+    cutoff: float | None = 0.05
+    sharpness: float = 50.0
+    space: str = "x0"
+    time_mode: str = "timestep_fraction"
+
+    def __post_init__(self) -> None:
+        weight = _real("weight", self.weight)
+        if not (0.0 <= weight < math.inf):
+            raise ValueError(f"`weight` must be finite and >= 0, got {self.weight!r}.")
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "ema", _in_range("ema", self.ema, 0.0, 1.0, low_open=True, high_open=False))
+        object.__setattr__(self, "t_min", _in_range("t_min", self.t_min, 0.0, 1.0, low_open=False, high_open=True))
+        t_max = _in_range("t_max", self.t_max, 0.0, 1.0, low_open=True, high_open=False)
+        if t_max <= self.t_min:
+            raise ValueError(f"`t_max` must be in (t_min, 1] = ({self.t_min}, 1.0], got {self.t_max!r}.")
+        object.__setattr__(self, "t_max", t_max)
+        object.__setattr__(self, "eta", _in_range("eta", self.eta, 0.0, 1.0, low_open=False, high_open=False))
+        if self.cutoff is not None:
+            cutoff = _in_range("cutoff", self.cutoff, 0.0, math.sqrt(2.0), low_open=False, high_open=False)
+            object.__setattr__(self, "cutoff", cutoff)
+        sharpness = _real("sharpness", self.sharpness)
+        if not (0.0 < sharpness < math.inf):
+            raise ValueError(f"`sharpness` must be finite and > 0, got {self.sharpness!r}.")
+        object.__setattr__(self, "sharpness", sharpness)
+        _choice("space", self.space, SPACES)
+        _choice("time_mode", self.time_mode, TIME_MODES)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when HiGS changes nothing (``weight == 0``)."""
+        return self.weight == 0.0
+
+
+GuidanceMethod = CFG | APG | HiGS
+"""Any guidance configuration accepted by :func:`inertia.guidance.apply_guidance`."""
+
+
+def check_methods(methods: tuple[object, ...]) -> tuple[CFG | APG | None, HiGS | None]:
+    """Validates a method combination and returns ``(combiner, higs)``.
+
+    At most one of :class:`CFG` / :class:`APG` (they replace the same CFG line) and at most one :class:`HiGS`
+    (applied on top of the combiner's output).
+
+    Raises:
+        TypeError: an element is not a CFG / APG / HiGS instance.
+        ValueError: two combiners or two HiGS.
+    """
+    combiner: CFG | APG | None = None
+    higs: HiGS | None = None
+    for index, method in enumerate(methods):
+        if isinstance(method, CFG | APG):
+            if combiner is not None:
+                raise ValueError(
+                    f"`methods` may hold one of CFG / APG, got {combiner!r} and {method!r}; APG replaces CFG."
+                )
+            combiner = method
+        elif isinstance(method, HiGS):
+            if higs is not None:
+                raise ValueError(f"`methods` may hold one HiGS, got {higs!r} and {method!r}.")
+            higs = method
+        else:
+            raise TypeError(
+                f"`methods[{index}]` must be a CFG, APG or HiGS instance (from inertia.guidance), got {method!r}."
+            )
+    return combiner, higs

@@ -1,0 +1,164 @@
+"""Per-generation guidance state and the step function that chains CFG/APG → HiGS (spec §2.2).
+
+One :class:`GuidanceState` belongs to one generation. Host adapters call :meth:`GuidanceState.observe` once per
+denoiser evaluation; it starts a new run (clearing APG's momentum and HiGS's history) when
+
+- the batch signature (shape, dtype, device) changes,
+- the host's run marker changes (classic pipelines: the scheduler's ``timesteps`` tensor, which every
+  ``set_timesteps`` call replaces), or
+- the timestep rises,
+
+and tells whether the evaluation may *commit* its state update. Repeated evaluations of the last committed timestep
+and second-order corrector / midpoint evaluations (``first_order=False``, e.g. Heun, KDPM2) use the committed state
+read-only, so momentum and history advance once per sampler step (spec §1.5, §2.5). HiGS is still applied on those
+evaluations: a Heun step averages its two slopes, and correcting only one of them would halve the effect.
+
+Example:
+    >>> import torch
+    >>> from inertia.guidance import APG
+    >>> from inertia.guidance.state import GuidanceState, guide
+    >>> state = GuidanceState()
+    >>> cond, uncond = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    >>> commit = state.observe(999.0, key=(1, 4, 8, 8))
+    >>> out = guide(state, APG(space="model_output"), None, cond, uncond, 7.5, commit=commit)
+    >>> state.momentum is not None
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .apg import apg_guidance, cfg_guidance
+from .config import APG, CFG, HiGS
+from .higs import higs_update
+
+Converter = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class GuidanceState:
+    """APG momentum ``M`` and HiGS history ``g`` of one generation, with the run bookkeeping.
+
+    Memory: at most two tensors the size of one guided prediction (batch B, not 2B).
+    """
+
+    momentum: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+    last_timestep: float | None = None
+    key: tuple[Any, ...] | None = None
+    marker: Any = None
+    steps: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run values an adapter derives once (host reads)
+
+    def reset(self) -> None:
+        """Forget everything (a new generation)."""
+        self.momentum = self.history = self.last_timestep = self.key = self.marker = None
+        self.steps = 0
+        self.cache = {}
+
+    def observe(self, timestep: float, key: tuple[Any, ...], marker: Any = None, first_order: bool = True) -> bool:
+        """Applies the reset rules for an evaluation at ``timestep``; returns whether it may commit."""
+        new_run = (
+            self.key is None
+            or key != self.key
+            or (marker is not None and marker is not self.marker)
+            or (self.last_timestep is not None and timestep > self.last_timestep)
+        )
+        if new_run:
+            self.reset()
+            self.key, self.marker = key, marker
+        if not first_order or timestep == self.last_timestep:
+            return False  # corrector / midpoint / repeated evaluation: read-only
+        self.last_timestep = timestep
+        self.steps += 1
+        return True
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision predictions, float64 kept; the result returns in the caller's dtype."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def guide(
+    state: GuidanceState,
+    combiner: CFG | APG | None,
+    higs: HiGS | None,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    scale: float,
+    *,
+    commit: bool,
+    t: torch.Tensor | None = None,
+    to_x0: Converter | None = None,
+    from_x0: Converter | None = None,
+) -> torch.Tensor:
+    """The guided model output for one evaluation.
+
+    Args:
+        state: this generation's state (updated in place when ``commit``).
+        combiner: ``CFG()``, an ``APG`` or None (plain CFG). Ignored when ``uncond`` is None.
+        higs: a ``HiGS`` or None.
+        cond: conditional model output D_c (raw output space).
+        uncond: unconditional model output D_u, or None when the host runs no guidance.
+        scale: CFG scale w.
+        commit: whether to store the new momentum / history (see :meth:`GuidanceState.observe`).
+        t: normalised time per sample (1 = noise), needed by HiGS.
+        to_x0, from_x0: conversions between the raw output and x0 at this evaluation, needed by x0-space methods.
+
+    Returns:
+        The output the sampler should use, in ``cond``'s dtype and space.
+    """
+    dtype, work = cond.dtype, _compute_dtype(cond.dtype)
+    space = "model_output"
+
+    def into(target: str, value: torch.Tensor, current: str) -> torch.Tensor:
+        if target == current:
+            return value
+        if to_x0 is None or from_x0 is None:
+            raise ValueError("x0-space guidance needs `to_x0` and `from_x0` converters.")
+        return to_x0(value) if target == "x0" else from_x0(value)
+
+    if uncond is None:
+        pred = cond
+    elif isinstance(combiner, APG) and not combiner.is_identity:
+        space = combiner.space
+        c, u = into(space, cond.to(work), "model_output"), into(space, uncond.to(work), "model_output")
+        pred, momentum = apg_guidance(
+            c,
+            u,
+            scale,
+            state.momentum,
+            eta=combiner.eta,
+            momentum=combiner.momentum,
+            norm_threshold=combiner.norm_threshold,
+        )
+        if commit:
+            state.momentum = momentum
+    else:
+        pred = cfg_guidance(cond, uncond, scale)  # the pipeline's own expression: identity by construction
+
+    if higs is not None and not higs.is_identity:
+        if t is None:
+            raise ValueError("HiGS needs the normalised time `t`.")
+        pred = into(higs.space, pred.to(work), space)
+        space = higs.space
+        pred, history = higs_update(
+            pred,
+            state.history,
+            t,
+            weight=higs.weight,
+            ema=higs.ema,
+            t_min=higs.t_min,
+            t_max=higs.t_max,
+            eta=higs.eta,
+            cutoff=higs.cutoff,
+            sharpness=higs.sharpness,
+        )
+        if commit:
+            state.history = history
+    return into("model_output", pred, space).to(dtype)
