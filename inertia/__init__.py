@@ -1,6 +1,6 @@
 """inertia: momentum-based sampling, guidance and decoding for diffusers and transformers.
 
-Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.metrics`, `inertia.training` (digits data set,
+Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.guidance` (APG, HiGS), `inertia.metrics`, `inertia.training` (digits data set,
 VP/EDM/FDM preconditioning), `inertia.models`, `inertia.pipelines`. The main classes are also importable from here, lazily, so that
 ``import inertia`` stays light.
 
@@ -23,6 +23,10 @@ _LAZY = {
     "DigitsPipeline": "inertia.pipelines.digits",
     "MomentumPLMSScheduler": "inertia.samplers",
     "MomentumDPMSolverMultistepScheduler": "inertia.samplers",
+    "APG": "inertia.guidance",
+    "HiGS": "inertia.guidance",
+    "apply_guidance": "inertia.guidance",
+    "remove_guidance": "inertia.guidance",
 }
 
 __all__ = ["__version__", *_LAZY]
