@@ -27,6 +27,9 @@ _LAZY = {
     "HiGS": "inertia.guidance",
     "apply_guidance": "inertia.guidance",
     "remove_guidance": "inertia.guidance",
+    "MomentumAttention": "inertia.attention",
+    "apply_momentum_attention": "inertia.attention",
+    "remove_momentum_attention": "inertia.attention",
 }
 
 __all__ = ["__version__", *_LAZY]
