@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler
 from diffusers.configuration_utils import register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (pipeline loading looks it up here)
 
 from .momentum import validate_beta
 from .recommend import recommended_beta
