@@ -9,13 +9,17 @@ targets (with paired-bootstrap intervals on the FD ratios) and saves a picture g
 
 Usage::
 
-    python -m benchmarks.bench_guidance                # full run (about 20-25 minutes on 2 shared CPU cores)
-    python -m benchmarks.bench_guidance --quick        # smoke test (seconds)
+    python -m benchmarks.bench_guidance                # full run: 59 min on 2 CPU cores shared with other jobs
+    python -m benchmarks.bench_guidance --quick        # smoke test (about 10 s)
     python -m benchmarks.bench_guidance --tune         # the hyperparameter sweep, on the separate tuning seeds
 
 Outputs (``--out``, default ``benchmarks/out/guidance/``): ``guidance.json``, ``guidance.md`` (also printed) and
 ``guidance_grid.png`` (``*_quick.*`` for ``--quick``, ``tuning.*`` for ``--tune``); the full run also writes
 ``docs/figures/guidance_grid.png``.
+
+Cost: about 271k batched UNet image-evaluations (200 images per target cell, 50 per other cell); on the CPU one
+image-evaluation of the 16x16 model takes 5-11 ms (1 thread, depending on load). ``--other-images-per-digit 2``
+saves about a fifth; the hook-overhead part adds one SD1.5 UNet forward (minutes on a CPU).
 """
 
 from __future__ import annotations

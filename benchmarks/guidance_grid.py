@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
+from benchmarks.bench_attention import QUICK_UNET, SD15_UNET
 from benchmarks.bench_samplers import base_config
 from inertia.guidance import APG, CFG, HiGS, apply_guidance
 
@@ -286,20 +287,6 @@ def time_hooks(latent: Sequence[int], repeats: int, device: torch.device) -> dic
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-SD15_UNET: dict[str, Any] = {"sample_size": 64, "cross_attention_dim": 768}
-"""SD1.5's UNet (860M parameters): every other key is ``UNet2DConditionModel``'s default, which is SD1.5's."""
-TINY_UNET: dict[str, Any] = {
-    "sample_size": 8,
-    "block_out_channels": (32, 64),
-    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-    "layers_per_block": 1,
-    "cross_attention_dim": 32,
-    "attention_head_dim": 4,
-    "norm_num_groups": 8,
-}
-
-
 def build_unet(config: Mapping[str, Any], device: torch.device) -> UNet2DConditionModel:
     """A random-weight ``UNet2DConditionModel``, built on the meta device and filled with U(±0.035) (std 0.02).
 
@@ -342,7 +329,7 @@ def measure_overhead(
     more, so their ratio is an upper bound. A full-size forward takes minutes on a CPU, so it runs once there
     (``unet_repeats``, default 1 on CPU, 5 on CUDA). ``quick`` uses a tiny UNet and 4x8x8 / 4x16x16 latents.
     """
-    unet = build_unet(TINY_UNET if quick else SD15_UNET, device)
+    unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config (bench_attention)
     shapes = ((4, 8, 8), (4, 16, 16)) if quick else ((4, 64, 64), (4, 128, 128))
     labels = ("tiny 2x4x8x8", "tiny 2x4x16x16") if quick else ("SD1.5 2x4x64x64", "SDXL 2x4x128x128")
     unet_repeats = unet_repeats or (3 if quick or device.type == "cuda" else 1)
@@ -440,10 +427,10 @@ def target_lines(targets: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def overhead_table(rows: Sequence[dict], device: torch.device) -> list[str]:
+def overhead_table(rows: Sequence[dict], device: torch.device, threads: int) -> list[str]:
     """Markdown table of the hook timing."""
     lines = [
-        f"Guidance hook on a zero-cost stub denoiser vs one UNet forward ({device.type}, {torch.get_num_threads()} "
+        f"Guidance hook on a zero-cost stub denoiser vs one UNet forward ({device.type}, {threads} "
         "thread(s), fp32; median of interleaved steady-state calls; extra = call − bare stub call; denominator: one "
         "SD1.5 UNet forward, batch 2 at 64x64, random weights; for SDXL latents an upper bound of the ratio):",
         "",
@@ -477,7 +464,7 @@ def report(result: Mapping[str, Any], device: torch.device) -> str:
         *cell_tables(result["cells"], result["real"]),
         "### Overhead",
         "",
-        *overhead_table(result["overhead"], device),
+        *overhead_table(result["overhead"], device, config["threads"]),
         "",
         "### Targets",
         "",
