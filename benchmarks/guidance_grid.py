@@ -327,7 +327,8 @@ def measure_overhead(
 
     The SDXL rows use the same SD1.5-at-64² forward as the denominator: SDXL's UNet at 128x128 costs several times
     more, so their ratio is an upper bound. A full-size forward takes minutes on a CPU, so it runs once there
-    (``unet_repeats``, default 1 on CPU, 5 on CUDA). ``quick`` uses a tiny UNet and 4x8x8 / 4x16x16 latents.
+    (``unet_repeats``: default 1 on CPU, 3 on CUDA or with ``quick``). ``quick`` uses a tiny UNet and 4x8x8 /
+    4x16x16 latents.
     """
     unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config (bench_attention)
     shapes = ((4, 8, 8), (4, 16, 16)) if quick else ((4, 64, 64), (4, 128, 128))

@@ -246,6 +246,21 @@ def make_pipeline(
     return pipe
 
 
+def tiny_digits_unet(seed: int = 0) -> torch.nn.Module:
+    """A tiny class-conditional `UNet2DModel` (8x8, 11 classes incl. the null label) for `DigitsPipeline` tests."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(seed)
+    return UNet2DModel(
+        sample_size=8,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        num_class_embeds=11,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
+
+
 def _batched(batch_size: int, base_seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normal rows; row i is drawn from seed `base_seed + i`, so it does not depend on `batch_size`."""
     rows = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(base_seed + i)) for i in range(batch_size)]

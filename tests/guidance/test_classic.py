@@ -10,9 +10,8 @@ from diffusers import (
     FlowMatchEulerDiscreteScheduler,
     HeunDiscreteScheduler,
     KDPM2DiscreteScheduler,
-    UNet2DModel,
 )
-from tiny_pipelines import make_call_kwargs, make_pipeline, run
+from tiny_pipelines import make_call_kwargs, make_pipeline, run, tiny_digits_unet
 
 from inertia.guidance import APG, CFG, GuidanceLayoutError, HiGS, apply_guidance, remove_guidance
 from inertia.guidance.apg import apg_guidance
@@ -24,16 +23,7 @@ METHODS = (APG(norm_threshold=2.0), HiGS(weight=1.0))
 
 
 def _digits(scheduler=None) -> DigitsPipeline:
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=8,
-        block_out_channels=(8, 8),
-        norm_num_groups=4,
-        num_class_embeds=11,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
-    pipe = DigitsPipeline(unet=unet, scheduler=scheduler or DDIMScheduler())
+    pipe = DigitsPipeline(unet=tiny_digits_unet(), scheduler=scheduler or DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -3,7 +3,7 @@ scheduler's module and looks up `SchedulerMixin` in it)."""
 
 import pytest
 import torch
-from diffusers import UNet2DModel
+from tiny_pipelines import tiny_digits_unet
 
 from inertia.pipelines import DigitsPipeline
 from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
@@ -15,16 +15,7 @@ from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSSc
     ids=lambda s: type(s).__name__,
 )
 def test_pipeline_with_inertia_scheduler_round_trips(scheduler, tmp_path):
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=8,
-        block_out_channels=(8, 8),
-        norm_num_groups=4,
-        num_class_embeds=11,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
-    pipe = DigitsPipeline(unet=unet, scheduler=scheduler)
+    pipe = DigitsPipeline(unet=tiny_digits_unet(), scheduler=scheduler)
     pipe.save_pretrained(tmp_path)
     loaded = DigitsPipeline.from_pretrained(tmp_path)
     assert type(loaded.scheduler) is type(scheduler)
