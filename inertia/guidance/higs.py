@@ -34,7 +34,9 @@ _TINY = 1e-12
 
 
 @lru_cache(maxsize=32)
-def _dct_matrix_cached(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _dct_matrix_cached(n: int, device: torch.device, dtype: torch.dtype, inference: bool) -> torch.Tensor:
+    # `inference` is part of the key: a matrix built under `torch.inference_mode()` is an inference tensor, which
+    # autograd refuses to save, so grad-enabled calls get their own copy.
     return dct_matrix(n, dtype=torch.float64).to(device=device, dtype=dtype)
 
 
@@ -49,8 +51,8 @@ def dct_matrix(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
 def _matrices(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (
-        _dct_matrix_cached(x.shape[-2], x.device, x.dtype),
-        _dct_matrix_cached(x.shape[-1], x.device, x.dtype),
+        _dct_matrix_cached(x.shape[-2], x.device, x.dtype, torch.is_inference_mode_enabled()),
+        _dct_matrix_cached(x.shape[-1], x.device, x.dtype, torch.is_inference_mode_enabled()),
     )
 
 
@@ -67,7 +69,9 @@ def idct2(y: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def _highpass_cached(height: int, width: int, cutoff: float, sharpness: float, device: torch.device, dtype):
+def _highpass_cached(
+    height: int, width: int, cutoff: float, sharpness: float, device: torch.device, dtype, inference: bool
+):  # `inference` keys the cache as in `_dct_matrix_cached`
     return highpass_mask(height, width, cutoff, sharpness).to(device=device, dtype=dtype)
 
 
@@ -81,7 +85,9 @@ def highpass_mask(height: int, width: int, cutoff: float, sharpness: float) -> t
 
 def dct_highpass(x: torch.Tensor, cutoff: float, sharpness: float) -> torch.Tensor:
     """Keeps the high frequencies of ``x`` over its last two dims (Eq. 8): ``iDCT2(H ⊙ DCT2(x))``."""
-    mask = _highpass_cached(x.shape[-2], x.shape[-1], float(cutoff), float(sharpness), x.device, x.dtype)
+    mask = _highpass_cached(
+        x.shape[-2], x.shape[-1], float(cutoff), float(sharpness), x.device, x.dtype, torch.is_inference_mode_enabled()
+    )
     return idct2(mask * dct2(x))
 
 

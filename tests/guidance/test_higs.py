@@ -133,3 +133,17 @@ def test_filter_switch(cutoff):
     delta = d1 - history
     expected = delta if cutoff is None else dct_highpass(delta, cutoff, 50.0)
     assert torch.allclose(out, d1 + 1.5 * expected, atol=1e-5)
+
+
+def test_cached_filters_work_with_autograd_after_inference_mode():
+    # The DCT matrices and the mask are cached; ones built under `torch.inference_mode()` must not leak into
+    # grad-enabled calls (autograd cannot save inference tensors). Regression: CI ran an inference-mode test first.
+    shape = (1, 2, 7, 5)  # a size no other test uses, so this test builds the cache itself
+    with torch.inference_mode():
+        dct_highpass(torch.randn(shape), 0.05, 50.0)
+    x = torch.randn(shape, requires_grad=True)
+    out = dct_highpass(x, 0.05, 50.0)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with torch.inference_mode():
+        assert torch.equal(dct_highpass(x.detach(), 0.05, 50.0), out.detach())
