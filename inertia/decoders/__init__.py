@@ -1,0 +1,29 @@
+"""Momentum decoding for transformers ``generate()``, and an offline contrastive search.
+
+- :class:`MomentumDecodingLogitsProcessor`: momentum decoding (Lan et al. 2022) as a vectorised logits processor.
+- :func:`momentum_decode`: the same as a ``custom_generate`` callable that checks the generation mode.
+- :func:`contrastive_search`: contrastive search (Su et al. 2022) as a ``custom_generate`` callable, because
+  transformers 5 only offers it as remote code on the Hub.
+
+Example:
+    >>> from transformers import LogitsProcessorList
+    >>> from inertia.decoders import MomentumDecodingLogitsProcessor, contrastive_search, momentum_decode
+    >>> processors = LogitsProcessorList([MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5)])
+    >>> # model.generate(**inputs, do_sample=False, logits_processor=processors)
+    >>> # model.generate(**inputs, custom_generate=momentum_decode, md_alpha=0.2, md_top_k=5)
+    >>> # model.generate(**inputs, custom_generate=contrastive_search, penalty_alpha=0.6, top_k=5)
+"""
+
+from .contrastive import contrastive_search
+from .generation import momentum_decode
+from .momentum import DEFAULT_RESISTANCE, RESISTANCE_PRESETS, repetition_levels
+from .processor import MomentumDecodingLogitsProcessor
+
+__all__ = [
+    "DEFAULT_RESISTANCE",
+    "RESISTANCE_PRESETS",
+    "MomentumDecodingLogitsProcessor",
+    "contrastive_search",
+    "momentum_decode",
+    "repetition_levels",
+]

