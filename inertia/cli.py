@@ -1,0 +1,291 @@
+"""The ``inertia`` command: ``demo``, ``generate image``, ``generate text`` and ``bench``.
+
+Examples::
+
+    inertia demo                                              # Gradio UI on http://127.0.0.1:7860
+    inertia generate image --digit 7 --sampler ghvb:3.8 --guidance apg --out seven.png
+    inertia generate image --digit 0 1 2 --num-images 6 --out digits.png       # digits_000.png ... digits_005.png
+    accelerate launch --num_processes 2 -m inertia.cli generate image --digit 3 --num-images 8 --out three.png
+    inertia generate text --method momentum --prompt "The history of the lighthouse" --max-new-tokens 64
+    inertia bench guidance --quick
+
+Bad input exits with status 2 and a one-line message, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
+
+BENCH_SUITES = {
+    "samplers": "benchmarks.bench_samplers",
+    "overhead": "benchmarks.bench_overhead",
+    "guidance": "benchmarks.bench_guidance",
+    "decoding": "benchmarks.bench_decoding",
+    "attention": "benchmarks.bench_attention",
+    "ui": "benchmarks.bench_ui",
+    "all": "benchmarks.run_all",
+}
+"""`inertia bench <suite>` runs ``python -m <module>`` from a source checkout."""
+
+
+class CliError(ValueError):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
+def _digit(text: str) -> int:
+    if text not in {str(d) for d in range(10)}:
+        raise argparse.ArgumentTypeError(f"--digit must be in 0..9, got {text!r}")
+    return int(text)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale must be a number >= 0, got {text!r}") from None
+    if not (0.0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"--scale must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param must look like name=value, got {text!r}")
+    try:
+        number = float(value)
+        return key, int(number) if number.is_integer() and "." not in value else number
+    except ValueError:
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``inertia --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="inertia",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("Examples::")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="start the Gradio UI on the embedded models")
+    demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+    generate = commands.add_parser("generate", help="generate images or text")
+    kinds = generate.add_subparsers(dest="kind", required=True)
+
+    image = kinds.add_parser(
+        "image",
+        help="generate images",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="samplers: "
+        + ", ".join(SAMPLER_PRESETS)
+        + "\nguidance: "
+        + ", ".join(GUIDANCE_PRESETS)
+        + "\nattention: "
+        + ", ".join(ATTENTION_PRESETS)
+        + "\n\nexample: inertia generate image --digit 7 --sampler hb-dpm++:0.8 --guidance apg --out seven.png",
+    )
+    image.add_argument(
+        "--model", default=None, help="diffusers directory or hub id (default: the embedded digits model)"
+    )
+    what = image.add_mutually_exclusive_group()
+    what.add_argument("--digit", type=_digit, nargs="+", help="digit(s) 0-9 for the digits model (cycled over images)")
+    what.add_argument("--prompt", help="text prompt for a text-to-image model")
+    image.add_argument("--negative-prompt", default=None)
+    image.add_argument("--sampler", default="default")
+    image.add_argument("--guidance", default="none")
+    image.add_argument("--attention", default="off")
+    image.add_argument("--steps", type=_positive("--steps"), default=20)
+    image.add_argument("--scale", type=_non_negative_float, default=None, help="guidance scale (default 7.5)")
+    image.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    image.add_argument("--num-images", type=_positive("--num-images"), default=1)
+    image.add_argument("--batch-size", type=_positive("--batch-size"), default=4, help="images per denoiser batch")
+    image.add_argument("--height", type=_positive("--height"), default=None)
+    image.add_argument("--width", type=_positive("--width"), default=None)
+    image.add_argument("--device", default=None)
+    image.add_argument("--out", required=True, help="output PNG; with several images an index suffix is added")
+
+    text = kinds.add_parser(
+        "text",
+        help="continue a prompt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example: inertia generate text --method momentum --prompt "Once upon a time" --max-new-tokens 64',
+    )
+    text.add_argument("--model", default=None, help="folder, .gguf file or hub id (default: embedded SmolLM2-135M)")
+    text.add_argument("--prompt", required=True)
+    text.add_argument("--method", default="momentum")
+    text.add_argument("--max-new-tokens", type=_positive("--max-new-tokens"), default=64)
+    text.add_argument("--param", type=_param, action="append", default=[], help="method parameter name=value")
+    text.add_argument("--seed", type=int, default=0)
+    text.add_argument("--device", default=None)
+
+    bench = commands.add_parser("bench", help="run a benchmark suite (needs a source checkout)")
+    bench.add_argument("suite", choices=sorted(BENCH_SUITES))
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the suite (e.g. --quick)")
+    return parser
+
+
+def output_paths(out: str, count: int) -> list[Path]:
+    """``out`` for one image; ``stem_000.png`` ... for several."""
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise CliError(f"--out must be a .png path, got {out!r}")
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
+
+
+def _image_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    jobs = []
+    for i in range(args.num_images):
+        job: dict[str, Any] = {"index": i, "seed": args.seed + i}
+        if args.prompt is None:
+            job["digit"] = (args.digit or [7])[i % len(args.digit or [7])]
+        jobs.append(job)
+    return jobs
+
+
+def _run_chunk(pipe: Any, args: argparse.Namespace, chunk: list[dict[str, Any]], device: Any) -> list[Any]:
+    import torch
+
+    generators = [torch.Generator(device="cpu").manual_seed(job["seed"]) for job in chunk]
+    common = {
+        "num_inference_steps": args.steps,
+        "guidance_scale": 7.5 if args.scale is None else args.scale,
+        "generator": generators,
+        "output_type": "pil",
+    }
+    if "digit" in chunk[0]:
+        return pipe([job["digit"] for job in chunk], **common).images
+    sizes = {k: v for k, v in (("height", args.height), ("width", args.width)) if v is not None}
+    prompts = [args.prompt] * len(chunk)
+    negative = None if args.negative_prompt is None else [args.negative_prompt] * len(chunk)
+    return pipe(prompt=prompts, negative_prompt=negative, **sizes, **common).images
+
+
+def generate_images(args: argparse.Namespace) -> list[Path]:
+    """``inertia generate image``: splits batches across accelerate processes, saves in order on the main one."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    validate_presets(args.sampler, args.guidance, args.attention)
+    if args.model is None and args.prompt is not None:
+        raise CliError("--prompt needs --model (a text-to-image model); the embedded model takes --digit")
+    if args.model is not None and args.digit is not None and args.prompt is None:
+        raise CliError("--digit is for the embedded digits model; give --prompt for --model")
+    paths = output_paths(args.out, args.num_images)
+
+    from inertia.pipelines.image import load_image_pipeline
+    from inertia.pipelines.presets import configure
+
+    state = PartialState(cpu=args.device == "cpu")
+    device = args.device or state.device
+    pipe = load_image_pipeline(args.model, device=device)
+    pipe.set_progress_bar_config(disable=not state.is_main_process or args.num_images > args.batch_size)
+    scale = 7.5 if args.scale is None else args.scale
+    configure(pipe, sampler=args.sampler, guidance=args.guidance, attention=args.attention, guidance_scale=scale)
+
+    jobs = _image_jobs(args)
+    chunks = [jobs[i : i + args.batch_size] for i in range(0, len(jobs), args.batch_size)]
+    results: list[tuple[int, Any]] = []
+    with state.split_between_processes(chunks) as mine:
+        for chunk in tqdm(mine, desc="batches", disable=not state.is_main_process or len(mine) < 2):
+            images = _run_chunk(pipe, args, chunk, device)
+            results.extend((job["index"], image) for job, image in zip(chunk, images, strict=True))
+    gathered = gather_object(results) if state.num_processes > 1 else results
+    if state.is_main_process:
+        for index, image in sorted(gathered, key=lambda item: item[0]):
+            paths[index].parent.mkdir(parents=True, exist_ok=True)
+            image.save(paths[index])
+            print(paths[index])
+    state.wait_for_everyone()
+    return paths
+
+
+def generate_text_cli(args: argparse.Namespace) -> str:
+    """``inertia generate text``: prints the continuation, streaming it token by token."""
+    from transformers import TextStreamer
+
+    from inertia.pipelines.text import load_text_model
+    from inertia.pipelines.text_generation import generate_text, generation_kwargs
+
+    params = dict(args.param)
+    generation_kwargs(args.method, **params)  # validates before loading the model
+    model, tokenizer = load_text_model(args.model, device=args.device)
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    text = generate_text(
+        model,
+        tokenizer,
+        args.prompt,
+        method=args.method,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        streamer=streamer,
+        **params,
+    )
+    return text
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """``inertia bench <suite>``: ``python -m benchmarks.<suite> [args]`` from the source checkout."""
+    import runpy
+
+    module = BENCH_SUITES[args.suite]
+    try:
+        importlib.import_module(module.rsplit(".", 1)[0])
+    except ImportError:
+        raise CliError("inertia bench needs a source checkout: run it from the repository root") from None
+    sys.argv = [module, *args.args]
+    runpy.run_module(module, run_name="__main__")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``inertia`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from inertia.ui import launch
+
+            launch(host=args.host, port=args.port, device=args.device, block=True)
+        elif args.command == "generate" and args.kind == "image":
+            generate_images(args)
+        elif args.command == "generate":
+            generate_text_cli(args)
+        else:
+            return run_bench(args)
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"inertia: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

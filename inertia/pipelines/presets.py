@@ -1,0 +1,265 @@
+"""Named presets: one registry for samplers, guidance and momentum attention, applied by :func:`configure`.
+
+Names are ``"name"`` or ``"name:value"`` (``"hb-dpm++:0.8"``, ``"ghvb:3.8"``). Unknown names raise a ``ValueError``
+that lists the valid ones. :func:`configure` always starts from the pipeline's original scheduler (kept on first
+use), so presets can be switched back and forth on one cached pipeline.
+
+Example:
+    >>> from inertia.pipelines import configure, load_image_pipeline
+    >>> pipe = configure(load_image_pipeline(device="cpu"), sampler="ghvb:3.8", guidance="apg")
+    >>> type(pipe.scheduler).__name__
+    'MomentumPLMSScheduler'
+    >>> sorted(GUIDANCE_PRESETS)
+    ['apg', 'apg+higs', 'cfg', 'higs', 'none']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+SAMPLER_PRESETS: dict[str, str] = {
+    "default": "the pipeline's own scheduler",
+    "dpm++2m": "DPM-Solver++(2M), stock (inertia's class at β = 1: bit-identical, flow configs handled)",
+    "hb-dpm++": "DPM-Solver++(2M) with heavy-ball momentum; `hb-dpm++:0.8` sets β, plain = auto β",
+    "plms": "PLMS (4th-order Adams-Bashforth), no momentum",
+    "ghvb": "PLMS with generalized heavy ball; `ghvb:3.8` = order 4, β 0.8; plain = order 4, auto β",
+    "hb": "PLMS with heavy ball; `hb:3.8` = order 4, β 0.8; plain = order 4, auto β",
+    "nt": "PLMS with Nesterov momentum; `nt:3.8` = order 4, β 0.8; plain = order 4, auto β",
+    "ddim": "diffusers DDIM (VP models)",
+    "unipc": "diffusers UniPC (VP models)",
+    "euler": "diffusers Euler (VP models)",
+}
+"""Sampler presets and what each does."""
+
+GUIDANCE_PRESETS: dict[str, str] = {
+    "none": "the pipeline's own CFG, untouched",
+    "cfg": "CFG computed by inertia (identical to the pipeline's)",
+    "apg": "adaptive projected guidance (η 0, β −0.5, r scaled to the latent size)",
+    "higs": "history-guided sampling on top of CFG (w_h 1.0 for multistep solvers)",
+    "apg+higs": "APG, then HiGS on its output",
+}
+"""Guidance presets and what each does."""
+
+ATTENTION_PRESETS: dict[str, str] = {
+    "off": "no momentum attention",
+    "extrapolate": "skip attention every other step after step 4, predict it by heavy-ball extrapolation",
+    "first_order": "FasterCache's first-order extrapolation at the same schedule (the baseline)",
+    "ema": "experimental: EMA smoothing of attention outputs (β 0.2)",
+}
+"""Momentum-attention presets (also accepted as ``"attention:<name>"``)."""
+
+_SAMPLERS_WITH_VALUE = ("hb-dpm++", "ghvb", "hb", "nt")
+
+SDXL_LATENT_ELEMENTS = 4 * 128 * 128
+"""Latent size (C·H·W) the paper's APG threshold r = 15 was set for (SDXL at 1024²)."""
+
+
+def _split(kind: str, name: object, registry: dict[str, str]) -> tuple[str, str | None]:
+    if not isinstance(name, str):
+        raise ValueError(f"`{kind}` must be a preset name, one of {sorted(registry)}, got {name!r}.")
+    base, _, value = name.strip().lower().partition(":")
+    if kind == "attention" and base == "attention":
+        base, _, value = value.partition(":")
+    if base not in registry:
+        raise ValueError(f"`{kind}`={name!r} is not a preset; valid: {', '.join(sorted(registry))}.")
+    return base, (value or None)
+
+
+def _float(kind: str, name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"`{kind}`={name!r}: {value!r} is not a number.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"`{kind}`={name!r}: {value!r} must be finite.")
+    return number
+
+
+def validate_presets(sampler: str = "default", guidance: str = "none", attention: str = "off") -> None:
+    """Checks the three preset names and values (not parameters) without a pipeline, e.g. before loading a model."""
+    base, value = _split("sampler", sampler, SAMPLER_PRESETS)
+    if value is not None:
+        if base not in _SAMPLERS_WITH_VALUE:
+            raise ValueError(f"`sampler`={sampler!r}: {base!r} takes no value.")
+        _float("sampler", sampler, value)
+    for kind, name, registry in (
+        ("guidance", guidance, GUIDANCE_PRESETS),
+        ("attention", attention, ATTENTION_PRESETS),
+    ):
+        if _split(kind, name, registry)[1] is not None:
+            raise ValueError(f"`{kind}`={name!r}: {kind} presets take no value; pass parameters as keywords.")
+
+
+def latent_elements(pipe: Any) -> int:
+    """C·H·W of the pipeline's default latent (from its denoiser config), for resolution-aware thresholds."""
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    config = getattr(denoiser, "config", None)
+    if config is None:
+        raise ValueError(f"`pipe` ({type(pipe).__name__}) has no unet/transformer config to size guidance by.")
+    size = config.get("sample_size", 64) or 64
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return int(config.get("in_channels", 4)) * height * width
+
+
+DIGITS_APG_THRESHOLD = 0.2
+"""APG's r for the embedded digits model, tuned on a separate seed (BENCHMARKS.md §4): the RMS rule's 1.62 clips too
+little on 3x16x16 pixels to beat CFG's FD-digits."""
+
+
+def apg_threshold(pipe: Any) -> float:
+    """APG's r for ``pipe``: the measured digits value, else the paper's SDXL r = 15 scaled by RMS to the latent
+    size (spec §1.3): 15·√(N/N_SDXL)."""
+    if type(pipe).__name__ == "DigitsPipeline":
+        return DIGITS_APG_THRESHOLD
+    return 15.0 * math.sqrt(latent_elements(pipe) / SDXL_LATENT_ELEMENTS)
+
+
+def _base_scheduler(pipe: Any) -> Any:
+    base = getattr(pipe, "_inertia_base_scheduler", None)
+    if base is None:
+        base = pipe.scheduler
+        pipe._inertia_base_scheduler = base
+    return base
+
+
+def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None) -> Any:
+    """A new scheduler for ``pipe`` from the sampler preset ``sampler`` (its original scheduler's config).
+
+    ``guidance_scale`` is the CFG scale of the coming calls; plain ``"hb-dpm++"`` (auto β) reads it, and falls back
+    to the scheduler's ``momentum_guidance_scale`` default (7.5) when it is None. So do plain ``"ghvb"``, ``"hb"`` and
+    ``"nt"`` (order 4).
+    """
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
+    from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
+
+    validate_presets(sampler=sampler)
+    base, value = _split("sampler", sampler, SAMPLER_PRESETS)
+    original = _base_scheduler(pipe)
+    config = original.config
+    if base == "default":
+        return type(original).from_config(config)
+    if base == "dpm++2m":
+        return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta=1.0, solver_order=2)
+    if base == "hb-dpm++":
+        if value is not None:
+            beta = _float("sampler", sampler, value)
+            return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta=beta, solver_order=2)
+        auto = {} if guidance_scale is None else {"momentum_guidance_scale": guidance_scale}
+        return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta="auto", solver_order=2, **auto)
+    if base == "plms":
+        return MomentumPLMSScheduler.from_config(config, momentum_method="ghvb", solver_order=4, momentum_beta=1.0)
+    if base in ("ghvb", "hb", "nt"):
+        if value is not None:
+            return MomentumPLMSScheduler.from_momentum_number(config, _float("sampler", sampler, value), method=base)
+        auto = {} if guidance_scale is None else {"momentum_guidance_scale": guidance_scale}
+        # order 4 with β from the guidance scale and step count (`recommended_beta`): a fixed 3.8 diverges at few
+        # steps (digits, 8 steps, w 7.5, 100 samples: class accuracy 0.53 with 3.8, 0.80 with auto β 0.5)
+        return MomentumPLMSScheduler.from_config(
+            config, momentum_method=base, solver_order=4, momentum_beta="auto", **auto
+        )
+    flow = "FlowMatch" in type(original).__name__ or config.get("prediction_type") == "flow_prediction"
+    if flow:
+        raise ValueError(f"`sampler`={sampler!r} is a VP sampler; this pipeline is a flow model: use dpm++2m/ghvb.")
+    classes = {"ddim": DDIMScheduler, "unipc": UniPCMultistepScheduler, "euler": EulerDiscreteScheduler}
+    return classes[base].from_config(config)
+
+
+def guidance_methods(pipe: Any, guidance: str, **params: Any) -> tuple[Any, ...]:
+    """The guidance configs of a preset; ``params`` override fields (``apg_*`` / ``higs_*`` prefixes when both)."""
+    from inertia.guidance import APG, CFG, HiGS
+
+    validate_presets(guidance=guidance)
+    base, _ = _split("guidance", guidance, GUIDANCE_PRESETS)
+    apg_params = {k.removeprefix("apg_"): v for k, v in params.items() if k.startswith("apg_") or base == "apg"}
+    higs_params = {k.removeprefix("higs_"): v for k, v in params.items() if k.startswith("higs_") or base == "higs"}
+    if base == "apg+higs" and (loose := sorted(k for k in params if not k.startswith(("apg_", "higs_")))):
+        raise ValueError(f"`guidance`='apg+higs' parameters need an `apg_` or `higs_` prefix, got {loose}.")
+    if base in ("none", "cfg") and params:
+        raise ValueError(f"`guidance`={guidance!r} takes no parameters, got {sorted(params)}.")
+    if base == "none":
+        return ()
+    if base == "cfg":
+        return (CFG(),)
+    methods: list[Any] = []
+    if "apg" in base:
+        apg_params.setdefault("norm_threshold", apg_threshold(pipe))
+        methods.append(_build(APG, "guidance", apg_params))
+    if "higs" in base:
+        higs_params.setdefault("weight", 1.0)
+        methods.append(_build(HiGS, "guidance", higs_params))
+    return tuple(methods)
+
+
+def _build(cls: Callable[..., Any], kind: str, params: dict[str, Any]) -> Any:
+    try:
+        return cls(**params)
+    except TypeError as err:
+        raise ValueError(f"`{kind}` parameters {sorted(params)} do not fit {cls.__name__}: {err}") from None
+
+
+def attention_config(attention: str, **params: Any) -> Any:
+    """The `MomentumAttention` of a preset, or None for ``"off"``."""
+    from inertia.attention import MomentumAttention
+
+    validate_presets(attention=attention)
+    base, _ = _split("attention", attention, ATTENTION_PRESETS)
+    if base == "off":
+        if params:
+            raise ValueError(f"`attention`='off' takes no parameters, got {sorted(params)}.")
+        return None
+    if "mode" in params:
+        raise ValueError(f"`attention_params` must not set `mode` (the preset {attention!r} sets it).")
+    if base == "ema":
+        params.setdefault("beta", 0.2)
+    return _build(MomentumAttention, "attention", {"mode": base, **params})
+
+
+def configure(
+    pipe: Any,
+    sampler: str = "default",
+    guidance: str = "none",
+    attention: str = "off",
+    guidance_params: dict[str, Any] | None = None,
+    attention_params: dict[str, Any] | None = None,
+    guidance_scale: float | None = None,
+) -> Any:
+    """Applies a sampler, a guidance method and momentum attention to ``pipe`` by preset name, in place.
+
+    Every argument is validated before anything changes. Calling it again replaces all three; the defaults restore
+    the stock pipeline (its original scheduler, plain CFG, no attention hooks).
+
+    Args:
+        pipe: a diffusers pipeline (SD, SDXL, SD3, Flux, `DigitsPipeline`, ...).
+        sampler: a name from :data:`SAMPLER_PRESETS`, e.g. ``"dpm++2m"``, ``"hb-dpm++:0.8"``, ``"ghvb:3.8"``.
+        guidance: a name from :data:`GUIDANCE_PRESETS`: ``"none"``, ``"cfg"``, ``"apg"``, ``"higs"``, ``"apg+higs"``.
+        attention: a name from :data:`ATTENTION_PRESETS` (``"extrapolate"`` or ``"attention:extrapolate"``).
+        guidance_params: overrides of the guidance config fields (``{"momentum": -0.75}``; ``apg_`` / ``higs_``
+            prefixes for ``"apg+higs"``).
+        attention_params: overrides of `MomentumAttention` fields.
+        guidance_scale: the CFG scale you will call the pipeline with; the auto-β samplers (plain ``"hb-dpm++"``,
+            ``"ghvb"``, ``"hb"``, ``"nt"``) pick β from it and the step count (None: the schedulers' default, 7.5).
+
+    Returns:
+        ``pipe``.
+
+    Raises:
+        ValueError: an unknown preset (the message lists the valid ones) or invalid parameters.
+    """
+    from inertia.attention import apply_momentum_attention, remove_momentum_attention
+    from inertia.guidance import apply_guidance, remove_guidance
+
+    scheduler = make_scheduler(pipe, sampler, guidance_scale)
+    methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
+    attention_cfg = attention_config(attention, **(attention_params or {}))
+    pipe.scheduler = scheduler
+    if methods:
+        apply_guidance(pipe, *methods)
+    else:
+        remove_guidance(pipe)
+    remove_momentum_attention(pipe)
+    if attention_cfg is not None:
+        apply_momentum_attention(pipe, attention_cfg)
+    return pipe

@@ -1,0 +1,112 @@
+"""`generate_text`: one call for every decoding method the benchmarks compare, by name.
+
+Example:
+    >>> from inertia.pipelines.text_generation import TEXT_METHODS, generation_kwargs
+    >>> sorted(TEXT_METHODS)[:3]
+    ['contrastive', 'greedy', 'momentum']
+    >>> generation_kwargs("momentum", alpha=0.3)["md_alpha"]
+    0.3
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+
+TEXT_METHODS: dict[str, dict[str, Any]] = {
+    "greedy": {},
+    "momentum": {"alpha": 0.2, "top_k": 5},
+    "contrastive": {"penalty_alpha": 0.6, "top_k": 5},
+    "nucleus": {"top_p": 0.95},
+    "top_k": {"top_k": 50},
+    "repetition_penalty": {"penalty": 1.2},
+    "no_repeat_ngram": {"n": 3},
+}
+"""Decoding methods and their parameters with defaults (the issue-5 benchmark settings)."""
+
+SAMPLING_METHODS = ("nucleus", "top_k")
+"""Methods that sample (seeded by ``seed``)."""
+
+
+def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
+    """The ``model.generate`` keyword arguments of ``method`` with ``params`` overriding its defaults.
+
+    Raises:
+        ValueError: an unknown method (the message lists them) or a parameter the method does not take.
+    """
+    if method not in TEXT_METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(sorted(TEXT_METHODS))}, got {method!r}.")
+    unknown = sorted(set(params) - set(TEXT_METHODS[method]))
+    if unknown:
+        valid = sorted(TEXT_METHODS[method]) or "none"
+        raise ValueError(f"`method`={method!r} takes the parameters {valid}, got {unknown}.")
+    p = {**TEXT_METHODS[method], **params}
+    if method == "greedy":
+        return {"do_sample": False}
+    if method == "momentum":
+        from inertia.decoders import momentum_decode
+
+        return {"do_sample": False, "custom_generate": momentum_decode, "md_alpha": p["alpha"], "md_top_k": p["top_k"]}
+    if method == "contrastive":
+        from inertia.decoders import contrastive_search
+
+        return {"do_sample": False, "custom_generate": contrastive_search, **p}
+    if method == "nucleus":
+        return {"do_sample": True, "top_p": p["top_p"], "top_k": 0}
+    if method == "top_k":
+        return {"do_sample": True, "top_k": p["top_k"]}
+    if method == "repetition_penalty":
+        return {"do_sample": False, "repetition_penalty": p["penalty"]}
+    return {"do_sample": False, "no_repeat_ngram_size": p["n"]}
+
+
+def generate_text(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | list[str],
+    method: str = "momentum",
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    streamer: Any = None,
+    **params: Any,
+) -> str | list[str]:
+    """Continues ``prompt`` (a string or a batch of them) with a decoding method chosen by name.
+
+    Args:
+        model, tokenizer: e.g. from :func:`inertia.pipelines.load_text_model` (left padding for batches).
+        prompt: the text to continue, or a non-empty list of texts (generated as one left-padded batch).
+        method: one of :data:`TEXT_METHODS` (``"momentum"``, ``"greedy"``, ``"contrastive"``, ``"nucleus"``, ...).
+        max_new_tokens: new tokens per prompt, >= 1.
+        seed: seeds the sampling methods, so a call is repeatable.
+        streamer: a transformers streamer receiving the tokens as they are generated (batch of one only).
+        **params: the method's parameters (:data:`TEXT_METHODS`), e.g. ``alpha=0.2, top_k=5`` for momentum.
+
+    Returns:
+        The continuation(s) without the prompt, special tokens removed: a string for a string prompt, else a list.
+
+    Raises:
+        ValueError: an unknown method or parameter, an empty prompt, or a bad ``max_new_tokens``.
+    """
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+        raise ValueError(f"`prompt` must be a non-empty string or a non-empty list of them, got {prompt!r}.")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"`max_new_tokens` must be an int >= 1, got {max_new_tokens!r}.")
+    kwargs = generation_kwargs(method, **params)
+    if streamer is not None:
+        if len(prompts) != 1:
+            raise ValueError(f"`streamer` needs a single prompt, got {len(prompts)}.")
+        key = {"momentum": "md_streamer", "contrastive": "cs_streamer"}.get(method, "streamer")
+        kwargs[key] = streamer
+    device = next(model.parameters()).device
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    if method in SAMPLING_METHODS:
+        torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(
+            **inputs, max_new_tokens=int(max_new_tokens), pad_token_id=tokenizer.pad_token_id, **kwargs
+        )
+    texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return texts[0] if isinstance(prompt, str) else texts

@@ -1,0 +1,101 @@
+"""The `inertia` command end to end: images (1 and 2 accelerate processes), text, bench, and bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inertia.cli import main, output_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE_ARGS = ["generate", "image", "--digit", "3", "8", "--num-images", "4", "--batch-size", "2", "--steps", "4"]
+IMAGE_ARGS += ["--sampler", "hb-dpm++:0.8", "--guidance", "apg", "--device", "cpu"]
+
+
+def _pixels(paths):
+    return [np.asarray(Image.open(p)) for p in paths]
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "inertia generate image --digit 7" in capsys.readouterr().out
+
+
+def test_generate_image_in_process(tmp_path, capsys):
+    assert main([*IMAGE_ARGS, "--out", str(tmp_path / "d.png")]) == 0
+    paths = output_paths(str(tmp_path / "d.png"), 4)
+    assert [p.name for p in paths] == ["d_000.png", "d_001.png", "d_002.png", "d_003.png"]
+    images = _pixels(paths)
+    assert all(image.shape == (16, 16, 3) for image in images)
+    assert not np.array_equal(images[0], images[2])  # different seeds
+    assert capsys.readouterr().out.split() == [str(p) for p in paths]
+    assert main([*IMAGE_ARGS[:-2], "--num-images", "1", "--out", str(tmp_path / "one.png")]) == 0
+    assert (tmp_path / "one.png").is_file()
+
+
+def test_two_accelerate_processes_equal_one(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    single = [sys.executable, "-m", "inertia.cli", *IMAGE_ARGS, "--out", str(tmp_path / "a" / "x.png")]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["-m", "inertia.cli", *IMAGE_ARGS, "--out", str(tmp_path / "b" / "x.png")]
+    for command in (single, launch):
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    one, two = (
+        _pixels(output_paths(str(tmp_path / "a" / "x.png"), 4)),
+        _pixels(output_paths(str(tmp_path / "b" / "x.png"), 4)),
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sampler", "dpm"], "`sampler`='dpm' is not a preset; valid:"),
+        (["--guidance", "apg:2"], "take no value"),
+        (["--sampler", "ghvb:fast"], "not a number"),
+        (["--out", "x.jpg"], "--out must be a .png path"),
+        (["--prompt", "a cat", "--out", "x.png"], "--prompt needs --model"),
+    ],
+)
+def test_bad_image_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
+    base = ["generate", "image", "--steps", "2"] + ([] if "--prompt" in argv else ["--digit", "1"])
+    argv = [*argv, "--out", str(tmp_path / "x.png")] if "--out" not in argv else argv
+    assert main([*base, *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("inertia: error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("argv", [["--digit", "12"], ["--steps", "0"], ["--scale", "-1"], ["--num-images", "x"]])
+def test_argument_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "image", *argv, "--out", "x.png"])
+    assert info.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_text_method_is_checked_before_loading(capsys):
+    assert main(["generate", "text", "--method", "beam", "--prompt", "Hi"]) == 2
+    assert "`method` must be one of" in capsys.readouterr().err
+    assert main(["generate", "text", "--method", "greedy", "--param", "alpha=0.2", "--prompt", "Hi"]) == 2
+
+
+def test_generate_text_prints_the_continuation(capfd):
+    assert (
+        main(
+            ["generate", "text", "--method", "momentum", "--prompt", "The capital of France", "--max-new-tokens", "6"]
+        )
+        == 0
+    )
+    assert len(capfd.readouterr().out.strip()) > 0
+
+
+def test_bench_runs_a_suite_module(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "overhead", "--help"])
+    assert info.value.code == 0 and "usage" in capsys.readouterr().out.lower()

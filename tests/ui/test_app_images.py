@@ -1,0 +1,139 @@
+"""The Image tab through gradio_client: generation, compare mode, a local pipeline folder, readable errors."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from inertia.ui.image_tab import preset_attention_beta, to_display
+
+FAST = {"steps": 6, "batch": 2}
+"""Small requests: the tests check wiring and exactness, not quality."""
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@functools.cache
+def _reference_pipe() -> Any:
+    from inertia.pipelines.image import load_image_pipeline
+
+    pipe = load_image_pipeline(device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def reference(digit: int, seed: int, batch: int, steps: int, scale: float = 7.5, **configuration: Any) -> list:
+    """The same request made directly on a separate pipeline: what the app must show, pixel for pixel."""
+    from inertia.pipelines.presets import configure
+
+    pipe = configure(_reference_pipe(), **configuration)
+    generators = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
+    images = pipe(
+        [digit] * batch, num_inference_steps=steps, guidance_scale=scale, generator=generators, output_type="pt"
+    ).images
+    return [np.asarray(image) for image in to_display(images)]
+
+
+def test_generate_image_matches_the_pipeline(client) -> None:
+    gallery, slider, table, figures = client.predict(
+        digit=3,
+        seed=11,
+        sampler="ghvb",
+        beta=0.8,
+        order=4,
+        guidance="apg",
+        compare=False,
+        **FAST,
+        api_name="/generate_image",
+    )
+    assert slider is None and set(figures["runs"]) == {"chosen"}
+    assert figures["runs"]["chosen"]["config"]["sampler"] == "ghvb:3.8"
+    assert [item["caption"] for item in gallery] == ["seed 11", "seed 12"]
+    shown = [pixels(item["image"]) for item in gallery]
+    assert all(image.shape == (256, 256, 3) for image in shown)  # 16x16 enlarged 16x
+    expected = reference(3, 11, 2, 6, sampler="ghvb:3.8", guidance="apg")
+    for got, want in zip(shown, expected, strict=True):
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert "| **chosen** | `ghvb:3.8` | `apg` | `off` |" in table
+    assert 0.0 <= figures["runs"]["chosen"]["mean_saturation"] <= 1.0 and figures["runs"]["chosen"]["seconds"] > 0
+
+
+def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> None:
+    # Every momentum control left at the tab's defaults: they must be the presets' own defaults.
+    gallery, slider, table, figures = client.predict(
+        digit=5,
+        seed=4,
+        sampler="hb-dpm++",
+        beta=0.6,
+        auto_beta=False,
+        guidance="apg+higs",
+        attention="extrapolate",
+        compare=True,
+        **FAST,
+        api_name="/generate_image",
+    )
+    baseline, chosen = (pixels(path) for path in slider)
+    assert baseline.shape == chosen.shape == (256, 2 * 256 + 8, 3)
+    runs = figures["runs"]
+    assert runs["baseline"]["config"] == {"sampler": "default", "guidance": "none", "attention": "off"}
+    assert runs["chosen"]["config"]["sampler"] == "hb-dpm++:0.6"
+    assert runs["chosen"]["config"]["attention_params"] == {"beta": preset_attention_beta("extrapolate")}
+    assert "**baseline**" in table and "**chosen**" in table
+    want_base = reference(5, 4, 2, 6)
+    want_chosen = reference(5, 4, 2, 6, sampler="hb-dpm++:0.6", guidance="apg+higs", attention="extrapolate")
+    for side, want in ((baseline, want_base), (chosen, want_chosen)):
+        assert np.abs(side[:, :256].astype(int) - want[0].astype(int)).max() <= 1
+        assert np.abs(side[:, 264:].astype(int) - want[1].astype(int)).max() <= 1
+    assert np.array_equal(chosen[:, :256], pixels(gallery[0]["image"]))
+    assert not np.array_equal(baseline, chosen)
+
+
+def test_attention_beta_is_passed_through(client) -> None:
+    _, _, _, figures = client.predict(
+        digit=2, attention="ema", ema_beta=0.5, compare=False, **FAST, api_name="/generate_image"
+    )
+    assert figures["runs"]["chosen"]["config"]["attention_params"] == {"beta": 0.5}
+
+
+def test_a_saved_pipeline_folder_is_a_model(client, tmp_path) -> None:
+    from inertia.pipelines.image import load_image_pipeline
+
+    load_image_pipeline(device="cpu").save_pretrained(tmp_path / "my-digits")  # stock scheduler (see report)
+    _, _, _, figures = client.predict(
+        model=str(tmp_path / "my-digits"), seed=1, compare=False, **FAST, api_name="/generate_image"
+    )
+    assert figures["model"] == str(tmp_path / "my-digits")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"steps": 0}, "Steps: Value 0 is less than minimum value 1."),
+        ({"batch": 99}, "Batch: Value 99 is greater than maximum value 8."),
+        ({"sampler": "warp"}, "Sampler: Value: warp is not in the list of choices: ['default', 'dpm++2m',"),
+        ({"guidance": "magic"}, "Guidance: Value: magic is not in the list of choices"),
+        ({"digit": 12}, "Digit (embedded model): Value: 12 (type: &lt;class 'int'&gt;) is not in the list of choices"),
+        ({"scale": 31}, "Guidance scale: Value 31 is greater than maximum value 30.0."),
+        ({"apg_momentum": 1.5}, "APG β (momentum): Value 1.5 is greater than maximum value 0.95."),
+        ({"higs_weight": -1, "guidance": "higs"}, "HiGS weight w_h: Value -1 is less than minimum value 0.0."),
+        ({"seed": -3}, "Seed: Value -3 is less than minimum value 0."),
+        ({"attention": "ema", "ema_beta": 0.99}, "ema β: Value 0.99 is greater than maximum value 0.95."),
+        ({"prompt": "a cat"}, "The embedded digits model takes a digit, not a prompt"),
+        ({"model": "./no/such/folder"}, "Could not load the image model './no/such/folder'"),
+        ({"model": "not a hub id"}, "is neither an existing directory nor a hub id"),
+    ],
+)
+def test_invalid_inputs_are_readable_errors_and_the_app_keeps_serving(client, inputs, message) -> None:
+    with pytest.raises(AppError) as info:
+        client.predict(**{**FAST, "compare": False, **inputs}, api_name="/generate_image")
+    assert message in str(info.value)
+    gallery, *_ = client.predict(steps=2, batch=1, compare=False, api_name="/generate_image")
+    assert len(gallery) == 1

@@ -1,0 +1,143 @@
+"""The app's pure parts, without a server: presets from the controls, highlighting, display, the model store."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from inertia.ui.app import METHODS, about_markdown
+from inertia.ui.image_tab import guidance_params, sampler_preset, strip, to_display
+from inertia.ui.models import ModelStore, UserInputError, normalize_model_name, resolve_device
+from inertia.ui.text_tab import REPEAT_LABEL, highlight_repeats
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("ghvb", 0.8, False, 4), "ghvb:3.8"),
+        (("hb", 0.5, False, 2), "hb:1.5"),
+        (("nt", 1.0, False, 3), "nt:3"),
+        (("hb-dpm++", 0.7, False, 4), "hb-dpm++:0.7"),
+        (("hb-dpm++", 0.7, True, 4, 1.0, 20), "hb-dpm++:1"),  # no guidance: no momentum needed
+        (("dpm++2m", 0.7, False, 4), "dpm++2m"),
+        (("default", 0.3, True, 1), "default"),
+    ],
+)
+def test_sampler_preset_from_controls(args, expected) -> None:
+    assert sampler_preset(*args) == expected
+
+
+def test_auto_beta_follows_scale_and_steps() -> None:
+    from inertia.samplers.recommend import recommended_beta
+
+    for scale, steps in ((7.5, 20), (15.0, 10), (3.0, 50)):
+        expected = f"hb-dpm++:{recommended_beta(scale, steps, 'hb-dpm'):g}"
+        assert sampler_preset("hb-dpm++", 0.5, True, 4, scale, steps) == expected
+
+
+def test_sampler_preset_rejects_bad_values() -> None:
+    with pytest.raises(UserInputError, match="Sampler must be one of"):
+        sampler_preset("warp", 0.8, False, 4)
+    with pytest.raises(UserInputError, match="Order"):
+        sampler_preset("ghvb", 0.8, False, 7)
+    with pytest.raises(UserInputError, match="Momentum β"):
+        sampler_preset("hb-dpm++", 0.0, False, 4)
+
+
+def test_guidance_params_per_preset() -> None:
+    assert guidance_params("none", 0.0, -0.5, 0.0, 1.0) == {}
+    assert guidance_params("apg", 0.1, -0.5, 0.0, 1.0) == {"eta": 0.1, "momentum": -0.5}
+    assert guidance_params("apg", 0.0, 0.0, 2.5, 1.0) == {"eta": 0.0, "momentum": 0.0, "norm_threshold": 2.5}
+    assert guidance_params("higs", 0.0, -0.5, 0.0, 1.5) == {"weight": 1.5}
+    with pytest.raises(UserInputError, match="APG β"):
+        guidance_params("apg", 0.0, 1.5, 0.0, 1.0)
+
+
+def test_highlight_marks_every_word_of_a_repeated_ngram() -> None:
+    text = "I like tea. I like tea. I like coffee"
+    runs = highlight_repeats(text, n=2)
+    assert "".join(piece for piece, _ in runs) == text  # nothing lost, whitespace kept
+    repeated = [piece for piece, label in runs if label == REPEAT_LABEL]
+    assert repeated == ["I like tea. I like"]
+    assert highlight_repeats("no repeats here at all", n=2) == [("no repeats here at all", None)]
+    assert highlight_repeats("", n=3) == []
+    with pytest.raises(ValueError, match="`n`"):
+        highlight_repeats("a b", n=0)
+
+
+def test_small_images_are_enlarged_nearest_neighbour() -> None:
+    images = torch.rand(2, 3, 16, 16)
+    shown = to_display(images)
+    assert [image.size for image in shown] == [(256, 256), (256, 256)]
+    pixels = torch.from_numpy(np.array(shown[0].resize((16, 16), 0))).permute(2, 0, 1).to(torch.int64)
+    assert torch.equal(pixels, (images[0] * 255).round().to(torch.int64))
+    assert strip(shown).size == (256 * 2 + 8, 256)
+    assert to_display(torch.rand(1, 3, 300, 200))[0].size == (200, 300)  # large images are left alone
+
+
+def test_device_and_model_names() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserInputError, match="device"):
+        resolve_device("tpu:7")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserInputError, match="CUDA is not available"):
+            resolve_device("cuda")
+    assert normalize_model_name(None) == normalize_model_name(" digits ") == "digits"
+    assert normalize_model_name("owner/model") == "owner/model"
+
+
+def test_store_loads_each_model_once_and_names_bad_ones() -> None:
+    calls: list[str] = []
+
+    def loader(name, device):
+        calls.append(name)
+        if name == "broken/model":
+            raise OSError("offline and not in the cache\nmore detail")
+        return object()
+
+    store = ModelStore(device="cpu", max_image_models=2, image_loader=loader)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.image("digits"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["digits"] and len({id(model) for model in results}) == 1
+    store.image("a/b")
+    store.image("c/d")  # evicts the least recently used, "digits"
+    store.image("digits")
+    assert calls == ["digits", "a/b", "c/d", "digits"]
+    with pytest.raises(UserInputError, match=r"^Could not load the image model 'broken/model': offline"):
+        store.image("broken/model")
+
+
+def test_about_names_every_paper_and_the_device() -> None:
+    text = about_markdown(ModelStore(device="cpu"))
+    for arxiv in ("2307.11118", "2306.06991", "2410.02416", "2509.22300", "2212.02175"):
+        assert f"https://arxiv.org/abs/{arxiv}" in text
+    assert len(METHODS) == 6 and "Momentum attention (ours)" in text
+    assert "**Device in use:** CPU" in text
+
+
+def test_launch_binds_to_loopback_with_the_cli_signature() -> None:
+    import inspect
+
+    import httpx
+
+    from inertia.ui import launch
+    from tests.ui.conftest import free_port
+
+    assert {"host", "port", "device", "block"} <= set(inspect.signature(launch).parameters)  # inertia demo's call
+    assert inspect.signature(launch).parameters["host"].default == "127.0.0.1"
+    demo = launch(port=free_port(), device="cpu", block=False, preload_text=False, quiet=True)
+    try:
+        assert demo.local_url.startswith("http://127.0.0.1:")
+        assert httpx.get(demo.local_url, timeout=30).status_code == 200
+    finally:
+        demo.close()
+    with pytest.raises(UserInputError, match="device"):
+        launch(device="tpu", block=False)
