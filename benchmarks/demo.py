@@ -1,4 +1,4 @@
-"""`make demo` (until the Gradio UI exists): a short side-by-side sampler comparison at high guidance.
+"""A terminal sampler demo (`python -m benchmarks.demo`; `make demo` starts the Gradio UI): side by side at high guidance.
 
 Runs diffusers' stock solvers and inertia's momentum schedulers on the exact-denoiser problem of
 :mod:`benchmarks.exact_denoiser` (a class-conditional latent data set whose posterior mean is known in closed form, so

@@ -1,43 +1,71 @@
-"""Run every benchmark in sequence: the exact-denoiser sampler benchmark, then the step-overhead benchmark.
+"""Run every benchmark in sequence: samplers, step overhead, guidance, momentum attention, decoding, UI and CLI.
 
 Usage::
 
-    python -m benchmarks.run_all [--device cpu|cuda] [--quick] [--out benchmarks/out]
+    python -m benchmarks.run_all [--device cpu|cuda] [--quick] [--only samplers,guidance] [--out benchmarks/out]
 
-The sampler benchmark always runs on the CPU (its cost is the tiny exact denoiser, not the device); ``--device``
-selects where the overhead benchmark times the scheduler steps. Exits non-zero if any benchmark fails.
+``--device`` is passed to the suites that time a device (overhead, guidance, attention, ui); the sampler benchmark's cost
+is its tiny exact denoiser and the decoding benchmark measures the CPU protocol of BENCHMARKS.md §6, so both run on
+the CPU. The full run takes hours on a 2-core CPU (decoding alone about 2 h, guidance about 1 h); ``--quick`` runs
+every suite at smoke-test sizes in a few minutes. Exits non-zero if any suite fails, after running the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import bench_overhead, bench_samplers
+# suite name -> (module, takes --device)
+SUITES: dict[str, tuple[str, bool]] = {
+    "samplers": ("benchmarks.bench_samplers", False),
+    "overhead": ("benchmarks.bench_overhead", True),
+    "guidance": ("benchmarks.bench_guidance", True),
+    "attention": ("benchmarks.bench_attention", True),
+    "decoding": ("benchmarks.bench_decoding", False),
+    "ui": ("benchmarks.bench_ui", True),
+}
+"""Every suite ``run_all`` runs, in order."""
+
+
+def suite_arguments(name: str, device: str, quick: bool, out: Path) -> list[str]:
+    """The command line ``run_all`` gives suite ``name`` (its own output folder layout is kept)."""
+    takes_device = SUITES[name][1]
+    arguments = ["--device", device] if takes_device else []
+    if quick:
+        arguments.append("--quick")
+    # guidance writes into its own sub-folder by default; keep that layout under --out
+    arguments += ["--out", str(out / "guidance" if name == "guidance" else out)]
+    return arguments
+
+
+def _suites(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in SUITES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"--only takes names from {', '.join(SUITES)}; got {text!r}")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--quick", action="store_true", help="smoke-test sizes for both benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes for every suite")
+    parser.add_argument("--only", type=_suites, default=list(SUITES), help=f"comma-separated: {', '.join(SUITES)}")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output folder")
     args = parser.parse_args(argv)
 
-    sampler_args = ["--out", str(args.out)] + (["--quick"] if args.quick else [])
-    overhead_args = ["--device", args.device, "--out", str(args.out)] + (["--quick"] if args.quick else [])
     status = 0
-    for name, entry, arguments in (
-        ("bench_samplers", bench_samplers.main, sampler_args),
-        ("bench_overhead", bench_overhead.main, overhead_args),
-    ):
-        print(f"=== {name} {' '.join(arguments)}", flush=True)
+    for name in args.only:
+        arguments = suite_arguments(name, args.device, args.quick, args.out)
+        print(f"=== {name}: python -m {SUITES[name][0]} {' '.join(arguments)}", flush=True)
         start = time.perf_counter()
-        code = entry(arguments)
+        code = importlib.import_module(SUITES[name][0]).main(arguments)
         print(f"=== {name} finished in {time.perf_counter() - start:.1f}s (exit {code})", flush=True)
-        status = status or code
+        status = status or (code or 0)
     return status
 
 

@@ -1,4 +1,4 @@
-"""`make demo` runs `python -m benchmarks.demo`: it must run and print every sampler."""
+"""`python -m benchmarks.demo` (the terminal sampler demo) must run and print every sampler."""
 
 from benchmarks import demo
 

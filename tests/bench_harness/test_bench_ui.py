@@ -1,0 +1,38 @@
+"""`benchmarks.bench_ui`: the report shows every measured figure, and bad arguments are refused before any work."""
+
+import pytest
+
+from benchmarks import bench_ui
+
+RESULTS = {
+    "device": "cpu",
+    "repeats": 5,
+    "app": {
+        "app_start_s": 1.234,
+        "first_image_request_s": 3.0,
+        "image_request_median_s": 2.5,
+        "image_requests_s": [2.5] * 5,
+        "first_text_request_s": 30.0,
+        "text_request_median_s": 12.25,
+        "text_requests_s": [12.25] * 5,
+        "text_tokens_per_side": 64,
+    },
+    "cli": {"num_images": 32, "steps": 20, "one_process_s": 20.0, "two_processes_s": 12.5, "speedup": 1.6},
+}
+
+
+@pytest.mark.parametrize("identical", [True, False])
+def test_report_lists_every_figure(identical: bool) -> None:
+    text = bench_ui.report({**RESULTS, "cli": {**RESULTS["cli"], "identical": identical}})
+    for expected in ("| build and start the app | 1.23 |", "(median) | 2.50 |", "64 tokens each (median) | 12.25 |",
+                     "| 1 process | 20.0 |", "| `accelerate launch --num_processes 2` | 12.5 |", "| speed-up | 1.60x"):  # fmt: skip
+        assert expected in text
+    assert ("PNGs identical: yes" in text) is identical and ("**no**" in text) is not identical
+
+
+@pytest.mark.parametrize("argv", [["--repeats", "0"], ["--num-images", "1"], ["--device", "tpu"]])
+def test_bad_arguments_exit_before_any_work(argv: list[str], monkeypatch) -> None:
+    monkeypatch.setattr(bench_ui, "measure_app", lambda *a: pytest.fail("measured despite bad arguments"))
+    with pytest.raises(SystemExit) as info:
+        bench_ui.main(argv)
+    assert info.value.code == 2
