@@ -251,6 +251,13 @@ def configure(
     from inertia.attention import apply_momentum_attention, remove_momentum_attention
     from inertia.guidance import apply_guidance, remove_guidance
 
+    if guidance_scale is not None and (
+        isinstance(guidance_scale, bool)
+        or not isinstance(guidance_scale, int | float)
+        or not math.isfinite(guidance_scale)
+        or guidance_scale < 0
+    ):
+        raise ValueError(f"`guidance_scale` must be a finite number >= 0 or None, got {guidance_scale!r}.")
     scheduler = make_scheduler(pipe, sampler, guidance_scale)
     methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
     attention_cfg = attention_config(attention, **(attention_params or {}))

@@ -72,6 +72,15 @@ def test_auto_beta_follows_the_call_guidance_scale(pipe, scale, sampler, method)
     configure(pipe)
 
 
+@pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf"), "7.5", True])
+def test_bad_guidance_scale_changes_nothing(pipe, scale):
+    configure(pipe)
+    before = pipe.scheduler
+    with pytest.raises(ValueError, match=r"`guidance_scale` must be a finite number >= 0"):
+        configure(pipe, sampler="hb-dpm++", guidance="apg", guidance_scale=scale)
+    assert pipe.scheduler is before and guidance_hook(pipe) is None
+
+
 def test_guidance_parameters(pipe):
     (apg,) = guidance_methods(pipe, "apg", momentum=-0.75)
     assert apg == APG(momentum=-0.75, norm_threshold=apg_threshold(pipe))
