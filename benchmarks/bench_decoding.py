@@ -252,19 +252,21 @@ def forward_costs(
     """
     from transformers import DynamicCache
 
+    from inertia.decoders.generation import cache_argument
+
     prompt = load_prompts()[0]["prompt"]
     ids = tokenizer([prompt], return_tensors="pt")["input_ids"]
     ids = ids.repeat(1, context // ids.shape[1] + 1)[:, :context].to(model.device)
     results = {}
     for q in queries:
         cache = DynamicCache(config=model.config)
-        model(input_ids=ids, past_key_values=cache, use_cache=True)
+        model(input_ids=ids, use_cache=True, **{cache_argument(model): cache})
         cache.batch_repeat_interleave(q)
         step = torch.full((q, 1), int(ids[0, -1]), device=model.device)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            model(input_ids=step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            model(input_ids=step, use_cache=True, logits_to_keep=1, **{cache_argument(model): cache})
             times.append(time.perf_counter() - start)
             cache.crop(-1)  # drop the step again: every repeat sees the same prefix
         results[f"{q} token(s)"] = round(1000 * statistics.median(times), 2)

@@ -39,7 +39,7 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.cache_utils import DynamicCache
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
-from .generation import check_greedy_generation_config, pad_token_id_of
+from .generation import cache_argument, check_greedy_generation_config, pad_token_id_of
 
 __all__ = [
     "DEFAULT_PENALTY_ALPHA",
@@ -54,7 +54,10 @@ DEFAULT_PENALTY_ALPHA = 0.6
 DEFAULT_TOP_K = 5
 """k of Su et al. for open-ended generation."""
 
-_HANDLED_MODEL_KWARGS = {"attention_mask", "position_ids", "past_key_values", "use_cache", "logits_to_keep"}
+# transformers >= 5.24 hands the KV cache over as `cache` (`past_key_values` is deprecated there); older 5.x releases
+# as `past_key_values`. Both are accepted, and the model is called with whichever name its forward takes.
+_CACHE_KWARGS = ("cache", "past_key_values")
+_HANDLED_MODEL_KWARGS = {"attention_mask", "position_ids", "use_cache", "logits_to_keep", *_CACHE_KWARGS}
 
 
 def degeneration_penalty(
@@ -134,7 +137,8 @@ def contrastive_search(
         cs_streamer: a transformers streamer; receives the prompt, each new token and ``end()``. (``generate`` does
             not forward its own ``streamer`` argument to a ``custom_generate`` callable.)
         **model_kwargs: model inputs prepared by ``generate``: attention mask, position ids, an empty
-            ``DynamicCache``; anything else is refused.
+            ``DynamicCache`` (as ``cache`` from transformers 5.24 on, ``past_key_values`` before); anything else is
+            refused.
 
     Returns:
         ``[B, T + new]`` token ids, or a ``GenerateDecoderOnlyOutput`` (``sequences``, ``scores`` = processed logits,
@@ -165,7 +169,8 @@ def contrastive_search(
     )
     if unknown:
         raise ValueError(f"contrastive_search does not support the model inputs {unknown}.")
-    cache = model_kwargs.get("past_key_values")
+    caches = [model_kwargs[name] for name in _CACHE_KWARGS if model_kwargs.get(name) is not None]
+    cache = caches[0] if caches else None
     if cache is None:
         cache = DynamicCache(config=model.config)
     if not isinstance(cache, DynamicCache) or cache.get_seq_length() > 0:
@@ -184,6 +189,7 @@ def contrastive_search(
     if position_ids is None:  # the usual left-padding positions
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     forward_params = inspect.signature(model.forward).parameters
+    cache_name = cache_argument(model)
     extra = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
     if "position_ids" in forward_params:
         extra["position_ids"] = position_ids
@@ -197,10 +203,10 @@ def contrastive_search(
     outputs = model(
         input_ids=input_ids,
         attention_mask=given_mask,
-        past_key_values=cache,
         use_cache=True,
         output_hidden_states=True,
         return_dict=True,
+        **{cache_name: cache},
         **extra,
     )
     context_hidden = outputs.hidden_states[-1]  # [B, T, D]
@@ -231,10 +237,10 @@ def contrastive_search(
         outputs = model(
             input_ids=top_ids.reshape(-1, 1),
             attention_mask=None if given_mask is None else attention_mask.repeat_interleave(k, dim=0),
-            past_key_values=cache,
             use_cache=True,
             output_hidden_states=True,
             return_dict=True,
+            **{cache_name: cache},
             **step_extra,
         )
         candidate_hidden = outputs.hidden_states[-1][:, -1].reshape(batch, k, -1)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from transformers.generation.configuration_utils import GenerationMode
 from .momentum import DEFAULT_RESISTANCE
 from .processor import MomentumDecodingLogitsProcessor
 
-__all__ = ["check_greedy_generation_config", "momentum_decode", "pad_token_id_of"]
+__all__ = ["cache_argument", "check_greedy_generation_config", "momentum_decode", "pad_token_id_of"]
 
 
 def check_greedy_generation_config(
@@ -71,6 +72,12 @@ def check_greedy_generation_config(
         raise ValueError(f"{method} supports greedy decoding only, but the generation config selects `{mode}`{hint}.")
 
 
+def cache_argument(model: Any) -> str:
+    """The name under which ``model.forward`` takes its KV cache: ``"cache"`` (transformers >= 5.24) or
+    ``"past_key_values"`` (older releases, where ``cache`` is unknown)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def pad_token_id_of(generation_config: GenerationConfig) -> int | None:
     """The pad id ``generate`` uses: ``pad_token_id``, else the eos fallback ``generate`` prepared, else None."""
     if generation_config.pad_token_id is not None:
@@ -97,7 +104,8 @@ def momentum_decode(
     Checks the generation config (greedy only: ``do_sample=False``, ``num_beams=1``, no contrastive/DoLa/assisted
     mode), appends a :class:`MomentumDecodingLogitsProcessor` after the processors ``generate`` built from the config,
     and runs transformers' own greedy loop (``GenerationMixin._sample``, private API of transformers 5). Left padding
-    is handled through the generation config's pad id (the tokenizer's pad id must be the same). Returns what greedy
+    is read from the prompt's attention mask (exact even when the pad id is also a real token of the prompt, as with
+    pad = EOS = BOS); without a mask every prompt token counts, as it does for the model. Returns what greedy
     ``generate`` returns (a tensor, or a ``GenerateDecoderOnlyOutput`` with ``return_dict_in_generate=True``).
 
     Args:
@@ -125,12 +133,16 @@ def momentum_decode(
         >>> #                      max_new_tokens=128, do_sample=False)
     """
     check_greedy_generation_config(generation_config, "momentum_decode")
+    prompt_mask = model_kwargs.get("attention_mask")
+    if prompt_mask is None:  # no mask: the model attends to every prompt token, so every one is a graph node
+        prompt_mask = torch.ones_like(input_ids)
     processor = MomentumDecodingLogitsProcessor(
         alpha=md_alpha,
         top_k=md_top_k,
         resistance=md_resistance,
         pad_token_id=pad_token_id_of(generation_config),
         max_ngram=md_max_ngram,
+        prompt_attention_mask=prompt_mask,  # exact padding, even when pad == eos == bos
     )
     if any(isinstance(existing, MomentumDecodingLogitsProcessor) for existing in logits_processor):
         raise ValueError(

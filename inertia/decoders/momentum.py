@@ -36,6 +36,7 @@ __all__ = [
     "leading_pad_mask",
     "momentum_scores",
     "penalty_table",
+    "prompt_padding",
     "repetition_levels",
     "resistance_penalty",
     "resolve_resistance",
@@ -143,6 +144,19 @@ def leading_pad_mask(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor
     return (input_ids == pad_token_id).long().cummin(dim=1).values.bool()
 
 
+def prompt_padding(prompt_mask: torch.Tensor, length: int) -> torch.Tensor:
+    """``[B, length]`` bool mask of the padding positions given the prompt's ``[B, T0]`` attention mask.
+
+    The prompt's zeros are padding; the ``length - T0`` tokens generated after the prompt never are.
+    """
+    if prompt_mask.dim() != 2 or prompt_mask.shape[1] > length:
+        raise ValueError(
+            f"`prompt_mask` must be [B, T0] with T0 <= the history length {length}, got {tuple(prompt_mask.shape)}."
+        )
+    padding = prompt_mask == 0
+    return torch.cat([padding, padding.new_zeros(padding.shape[0], length - padding.shape[1])], dim=1)
+
+
 def repetition_levels(
     input_ids: torch.Tensor,
     candidates: torch.Tensor,
@@ -197,6 +211,7 @@ def momentum_scores(
     penalties: Sequence[float],
     top_k: int,
     pad_token_id: int | None = None,
+    prompt_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One momentum-decoding step: returns new ``[B, V]`` scores whose argmax is the MD choice (spec A.5, A.8).
 
@@ -210,18 +225,26 @@ def momentum_scores(
 
     Args:
         input_ids: ``[B, T]`` history.
-        scores: ``[B, V]`` logits (any float dtype; computed in float32, returned in ``scores.dtype``). Not modified.
+        scores: ``[B, V]`` logits (any float dtype; computed in float32, or float64 for float64 scores, and
+            returned in ``scores.dtype``). Not modified.
         penalties: α·R(0..N) from :func:`penalty_table`; N = ``len(penalties) - 1``.
         top_k: k, at most V.
-        pad_token_id: if given, leading runs of this id (left padding) are left out of the graph.
+        pad_token_id: if given (and ``prompt_mask`` is not), leading runs of this id (left padding) are left out of
+            the graph.
+        prompt_mask: ``[B, T0]`` attention mask of the prompt (``T0 <= T``; 1 = real token). Positions where it is 0
+            are left out of the graph; every token after the prompt is part of it. Exact where a pad id alone is
+            ambiguous (a prompt that really starts with the pad id, as when pad falls back to EOS = BOS).
     """
     vocab = scores.shape[-1]
     if top_k > vocab:
         raise ValueError(f"`top_k`={top_k} exceeds the vocabulary size of the scores ({vocab}).")
-    logits = scores.float()
+    logits = scores.to(torch.promote_types(scores.dtype, torch.float32))  # float32, or float64 kept as is
     top_logits, top_ids = logits.topk(top_k, dim=-1)  # C_k (A.5): the top-k by logit
     probs = torch.softmax(logits, dim=-1).gather(1, top_ids)  # p(v) at temperature 1
-    ignore = None if pad_token_id is None else leading_pad_mask(input_ids, pad_token_id)
+    if prompt_mask is not None:
+        ignore = prompt_padding(prompt_mask, input_ids.shape[1])
+    else:
+        ignore = None if pad_token_id is None else leading_pad_mask(input_ids, pad_token_id)
     levels = repetition_levels(input_ids, top_ids, max_ngram=len(penalties) - 1, ignore=ignore)
     selection = probs - resistance_penalty(levels, penalties, probs.dtype)  # s(v) = p(v) − α·R(l(v))  (A.4)
     selection = selection.masked_fill(~torch.isfinite(top_logits), -math.inf)  # never resurrect a banned token

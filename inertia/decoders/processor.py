@@ -1,6 +1,6 @@
 """Momentum decoding as a transformers ``LogitsProcessor`` for greedy ``generate()``.
 
-The processor returns new scores whose ``argmax`` is the momentum-decoding choice (Lan et al. 2022, spec A.5), so
+The processor returns new scores whose ``argmax`` is the momentum-decoding choice (Lan et al. 2022; see docs/decoding.md), so
 greedy search (``do_sample=False, num_beams=1``) with this processor *is* momentum decoding: no extra forward pass,
 no hidden states, no state kept between calls (everything is recomputed from ``input_ids``).
 
@@ -59,6 +59,13 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
             and which one produced the paper's numbers is not known (spec A.4). Other models may want their own table.
         pad_token_id: the id used for left padding. Leading runs of it are left out of the graph, so a left-padded
             batch gives the same tokens as one-by-one generation. ``None``: every token is part of the graph.
+            Limitation: a bare processor only sees ``input_ids``, so a prompt that really *starts* with the pad id
+            loses those tokens from the graph. That happens when the pad id falls back to EOS and EOS is also the
+            BOS (GPT-2's ``<|endoftext|>``). Pass ``prompt_attention_mask`` (or use
+            :func:`inertia.decoders.momentum_decode`, which passes the mask for you) to be exact.
+        prompt_attention_mask: the prompt's ``[B, T0]`` attention mask (1 = real token). When given, padding is
+            read from it instead of from ``pad_token_id``, and every token generated after the prompt is part of the
+            graph. The processor is then bound to that batch (its rows must match ``input_ids``).
         max_ngram: N, the longest n-gram looked up; ``None`` means ``len(resistance) - 1`` (5 for the default). Levels
             beyond the table cost +inf, as in the authors' lookup.
 
@@ -85,6 +92,7 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         resistance: str | Sequence[float] = DEFAULT_RESISTANCE,
         pad_token_id: int | None = None,
         max_ngram: int | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
     ) -> None:
         self.alpha = validate_alpha(alpha)
         self.top_k = validate_top_k(top_k)
@@ -95,6 +103,15 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         ):
             raise ValueError(f"`pad_token_id` must be None or an integer >= 0, got {pad_token_id!r}.")
         self.pad_token_id = pad_token_id
+        if prompt_attention_mask is not None and (
+            not isinstance(prompt_attention_mask, torch.Tensor) or prompt_attention_mask.dim() != 2
+        ):
+            shape = getattr(prompt_attention_mask, "shape", None)
+            raise ValueError(
+                f"`prompt_attention_mask` must be None or a [B, T0] tensor, got {type(prompt_attention_mask).__name__}"
+                f"{'' if shape is None else ' of shape ' + str(tuple(shape))}."
+            )
+        self.prompt_attention_mask = prompt_attention_mask
         self._penalties = penalty_table(self.alpha, self.resistance)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
@@ -112,7 +129,13 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
                 "MomentumDecodingLogitsProcessor expects input_ids [B, T] and scores [B, V] with the same B, got "
                 f"{tuple(input_ids.shape)} and {tuple(scores.shape)}."
             )
-        return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id)
+        mask = self.prompt_attention_mask
+        if mask is not None and (mask.shape[0] != input_ids.shape[0] or mask.shape[1] > input_ids.shape[1]):
+            raise ValueError(
+                f"`prompt_attention_mask` {tuple(mask.shape)} does not match input_ids {tuple(input_ids.shape)}: it "
+                "must have the same rows and at most as many columns (the prompt)."
+            )
+        return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id, mask)
 
     def __repr__(self) -> str:
         return (
