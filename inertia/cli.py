@@ -9,18 +9,31 @@ Examples::
     inertia generate text --method momentum --prompt "The history of the lighthouse" --max-new-tokens 64
     inertia bench guidance --quick
 
-Bad input exits with status 2 and a one-line message, before any model is loaded.
+Bad input exits with status 2 and a one-line message, before any model is loaded (``--help`` and argument errors
+import neither torch nor diffusers, so they answer at once). Set ``INERTIA_DEBUG=1`` for full tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inertia.pipelines.limits import (
+    IMAGE_SIDE_MULTIPLE,
+    MAX_IMAGE_SIDE,
+    MAX_SEED,
+    MAX_STEPS,
+    check_device_name,
+    check_image_model_name,
+    check_range,
+    check_text_model_name,
+    is_digits_model,
+)
 from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
 
 BENCH_SUITES = {
@@ -47,6 +60,19 @@ def _positive(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
+def _bounded(name: str, low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer in [{low}, {high}], got {text!r}")
         return value
 
     return parse
@@ -91,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start the Gradio UI on the embedded models")
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--port", type=_bounded("--port", 1, 65535), default=7860, help="TCP port, 1-65535")
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
     generate = commands.add_parser("generate", help="generate images or text")
@@ -113,19 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="diffusers directory or hub id (default: the embedded digits model)"
     )
     what = image.add_mutually_exclusive_group()
-    what.add_argument("--digit", type=_digit, nargs="+", help="digit(s) 0-9 for the digits model (cycled over images)")
+    what.add_argument(
+        "--digit",
+        type=_digit,
+        nargs="+",
+        help="digit(s) 0-9 for the embedded or a saved digits model (cycled over images)",
+    )
     what.add_argument("--prompt", help="text prompt for a text-to-image model")
     image.add_argument("--negative-prompt", default=None)
     image.add_argument("--sampler", default="default")
     image.add_argument("--guidance", default="none")
     image.add_argument("--attention", default="off")
-    image.add_argument("--steps", type=_positive("--steps"), default=20)
+    image.add_argument(
+        "--steps", type=_bounded("--steps", 1, MAX_STEPS), default=20, help=f"denoising steps, 1-{MAX_STEPS}"
+    )
     image.add_argument("--scale", type=_non_negative_float, default=None, help="guidance scale (default 7.5)")
-    image.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    image.add_argument(
+        "--seed", type=_bounded("--seed", 0, MAX_SEED), default=0, help=f"image i uses seed + i (0-{MAX_SEED})"
+    )
     image.add_argument("--num-images", type=_positive("--num-images"), default=1)
     image.add_argument("--batch-size", type=_positive("--batch-size"), default=4, help="images per denoiser batch")
-    image.add_argument("--height", type=_positive("--height"), default=None)
-    image.add_argument("--width", type=_positive("--width"), default=None)
+    side_help = f"text-to-image models only: a multiple of {IMAGE_SIDE_MULTIPLE} up to {MAX_IMAGE_SIDE}"
+    image.add_argument("--height", type=_positive("--height"), default=None, help=side_help)
+    image.add_argument("--width", type=_positive("--width"), default=None, help=side_help)
     image.add_argument("--device", default=None)
     image.add_argument("--out", required=True, help="output PNG; with several images an index suffix is added")
 
@@ -140,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--method", default="momentum")
     text.add_argument("--max-new-tokens", type=_positive("--max-new-tokens"), default=64)
     text.add_argument("--param", type=_param, action="append", default=[], help="method parameter name=value")
-    text.add_argument("--seed", type=int, default=0)
+    text.add_argument("--seed", type=_bounded("--seed", 0, MAX_SEED), default=0)
     text.add_argument("--device", default=None)
 
     bench = commands.add_parser("bench", help="run a benchmark suite (needs a source checkout)")
@@ -187,18 +223,55 @@ def _run_chunk(pipe: Any, args: argparse.Namespace, chunk: list[dict[str, Any]],
     return pipe(prompt=prompts, negative_prompt=negative, **sizes, **common).images
 
 
+def check_image_args(args: argparse.Namespace) -> None:
+    """Every check of ``generate image`` that needs no model: raises `CliError` / ``ValueError`` naming the flag."""
+    validate_presets(args.sampler, args.guidance, args.attention)
+    check_device_name(args.device)
+    check_image_model_name(args.model)
+    digits = is_digits_model(args.model)
+    if args.prompt is not None and not args.prompt.strip():
+        raise CliError("--prompt must not be empty")
+    if digits and args.prompt is not None:
+        which = "the embedded digits model" if args.model is None else f"{args.model!r} (a digits model)"
+        raise CliError(f"--prompt needs a text-to-image --model; {which} takes --digit")
+    if not digits and args.digit is not None:
+        raise CliError(f"--digit is for digits models; {args.model!r} is a text-to-image model: give --prompt")
+    if not digits and args.prompt is None:
+        raise CliError(f"{args.model!r} is a text-to-image model: give --prompt")
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        if value is None:
+            continue
+        if digits:
+            raise CliError(f"{flag} is for text-to-image models; a digits model has a fixed size")
+        check_range(flag, value, IMAGE_SIDE_MULTIPLE, MAX_IMAGE_SIDE)
+        if value % IMAGE_SIDE_MULTIPLE:
+            raise CliError(f"{flag} must be a multiple of {IMAGE_SIDE_MULTIPLE}, got {value}")
+    if args.seed + args.num_images - 1 > MAX_SEED:
+        raise CliError(f"--seed + --num-images - 1 must be at most {MAX_SEED}, got {args.seed + args.num_images - 1}")
+    output_paths(args.out, args.num_images)
+
+
+def check_text_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Every check of ``generate text`` that needs no model; returns the method's parameters."""
+    from inertia.pipelines.text_generation import generation_kwargs
+
+    check_device_name(args.device)
+    check_text_model_name(args.model)
+    if not args.prompt.strip():
+        raise CliError("--prompt must not be empty")
+    params = dict(args.param)
+    generation_kwargs(args.method, **params)  # names, values and ranges
+    return params
+
+
 def generate_images(args: argparse.Namespace) -> list[Path]:
     """``inertia generate image``: splits batches across accelerate processes, saves in order on the main one."""
+    check_image_args(args)  # before anything heavy is imported
+    paths = output_paths(args.out, args.num_images)
+
     from accelerate import PartialState
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
-
-    validate_presets(args.sampler, args.guidance, args.attention)
-    if args.model is None and args.prompt is not None:
-        raise CliError("--prompt needs --model (a text-to-image model); the embedded model takes --digit")
-    if args.model is not None and args.digit is not None and args.prompt is None:
-        raise CliError("--digit is for the embedded digits model; give --prompt for --model")
-    paths = output_paths(args.out, args.num_images)
 
     from inertia.pipelines.image import load_image_pipeline
     from inertia.pipelines.presets import configure
@@ -229,13 +302,13 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
 
 def generate_text_cli(args: argparse.Namespace) -> str:
     """``inertia generate text``: prints the continuation, streaming it token by token."""
+    params = check_text_args(args)  # before anything heavy is imported
+
     from transformers import TextStreamer
 
     from inertia.pipelines.text import load_text_model
-    from inertia.pipelines.text_generation import generate_text, generation_kwargs
+    from inertia.pipelines.text_generation import generate_text
 
-    params = dict(args.param)
-    generation_kwargs(args.method, **params)  # validates before loading the model
     model, tokenizer = load_text_model(args.model, device=args.device)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     text = generate_text(
@@ -280,10 +353,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             generate_text_cli(args)
         else:
             return run_bench(args)
-    except (ValueError, FileNotFoundError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except (ValueError, OSError) as err:  # bad input, missing files or models, a port in use
+        if os.environ.get("INERTIA_DEBUG"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"inertia: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("inertia: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug of ours or of a host library: one line, the traceback on request
+        if os.environ.get("INERTIA_DEBUG"):
+            raise
+        print(
+            f"inertia: internal error: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''} "
+            "(rerun with INERTIA_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -61,7 +61,7 @@ def test_two_accelerate_processes_equal_one(tmp_path):
         (["--guidance", "apg:2"], "take no value"),
         (["--sampler", "ghvb:fast"], "not a number"),
         (["--out", "x.jpg"], "--out must be a .png path"),
-        (["--prompt", "a cat", "--out", "x.png"], "--prompt needs --model"),
+        (["--prompt", "a cat", "--out", "x.png"], "--prompt needs a text-to-image --model"),
     ],
 )
 def test_bad_image_input_is_one_line_exit_2(argv, message, capsys, tmp_path):

@@ -14,16 +14,16 @@ Example:
     >>> # model.generate(**inputs, custom_generate=contrastive_search, penalty_alpha=0.6, top_k=5)
 """
 
-from .contrastive import contrastive_search
-from .generation import momentum_decode
-from .momentum import DEFAULT_RESISTANCE, RESISTANCE_PRESETS, repetition_levels
-from .processor import MomentumDecodingLogitsProcessor
+from inertia._lazy import lazy_attributes
 
-__all__ = [
-    "DEFAULT_RESISTANCE",
-    "RESISTANCE_PRESETS",
-    "MomentumDecodingLogitsProcessor",
-    "contrastive_search",
-    "momentum_decode",
-    "repetition_levels",
-]
+_NAMES = {
+    "DEFAULT_RESISTANCE": ".momentum",
+    "RESISTANCE_PRESETS": ".momentum",
+    "MomentumDecodingLogitsProcessor": ".processor",
+    "contrastive_search": ".contrastive",
+    "momentum_decode": ".generation",
+    "repetition_levels": ".momentum",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_attributes(__name__, _NAMES)  # imported on first use: `inertia.decoders.validation`
+# stays free of torch and transformers

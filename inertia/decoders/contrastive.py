@@ -40,6 +40,7 @@ from transformers.cache_utils import DynamicCache
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from .generation import cache_argument, check_greedy_generation_config, pad_token_id_of
+from .validation import validate_penalty_alpha, validate_top_k
 
 __all__ = [
     "DEFAULT_PENALTY_ALPHA",
@@ -93,16 +94,8 @@ def contrastive_select(
 
 
 def _validate(penalty_alpha: Any, top_k: Any) -> tuple[float, int]:
-    if (
-        isinstance(penalty_alpha, bool)
-        or not isinstance(penalty_alpha, int | float)
-        or not math.isfinite(penalty_alpha)
-        or not 0.0 <= penalty_alpha <= 1.0
-    ):
-        raise ValueError(f"`penalty_alpha` must be a number in [0, 1] (Su et al. use 0.6), got {penalty_alpha!r}.")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"`top_k` must be an integer >= 1 (Su et al. use 5), got {top_k!r}.")
-    return float(penalty_alpha), top_k
+    alpha = validate_penalty_alpha(penalty_alpha)
+    return alpha, validate_top_k(top_k)
 
 
 def contrastive_search(

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .validation import validate_alpha, validate_top_k
+
 __all__ = [
     "DEFAULT_RESISTANCE",
     "MAX_NGRAM_LIMIT",
@@ -62,20 +64,6 @@ RESISTANCE_PRESETS: dict[str, tuple[float, ...]] = {
 
 MAX_NGRAM_LIMIT = 32
 """Largest ``max_ngram`` accepted: the per-step cost grows with ``max_ngram²`` and the authors use 5."""
-
-
-def validate_alpha(alpha: float, name: str = "alpha") -> float:
-    """Checks the resistance weight α (a finite number ≥ 0) and returns it as a float."""
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"`{name}` must be a finite number >= 0 (the paper uses 0.2), got {alpha!r}.")
-    return float(alpha)
-
-
-def validate_top_k(top_k: int, name: str = "top_k") -> int:
-    """Checks the candidate-pool size k (an integer ≥ 1) and returns it."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1 (the paper uses 5), got {top_k!r}.")
-    return top_k
 
 
 def resolve_resistance(

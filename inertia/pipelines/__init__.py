@@ -3,29 +3,29 @@
 - :func:`load_image_pipeline`, :func:`configure` (sampler / guidance / attention presets by name).
 - :func:`load_text_model` (the embedded SmolLM2-135M by default), :func:`generate_text` (decoding by name).
 
+The names are imported on first use, so that the CLI can check its arguments without importing torch.
+
 Example:
     >>> from inertia.pipelines import DigitsPipeline, configure, load_digits_pipeline, load_image_pipeline
 """
 
-from .digits import DigitsPipeline
-from .image import load_image_pipeline
-from .loading import EMBEDDED_DIGITS_DIR, EmbeddedWeightsNotFoundError, load_digits_pipeline
-from .presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, configure
-from .text import TextModelNotFoundError, load_text_model
-from .text_generation import TEXT_METHODS, generate_text
+from inertia._lazy import lazy_attributes
 
-__all__ = [
-    "ATTENTION_PRESETS",
-    "EMBEDDED_DIGITS_DIR",
-    "GUIDANCE_PRESETS",
-    "SAMPLER_PRESETS",
-    "TEXT_METHODS",
-    "DigitsPipeline",
-    "EmbeddedWeightsNotFoundError",
-    "TextModelNotFoundError",
-    "configure",
-    "generate_text",
-    "load_digits_pipeline",
-    "load_image_pipeline",
-    "load_text_model",
-]
+_NAMES = {
+    "ATTENTION_PRESETS": ".presets",
+    "EMBEDDED_DIGITS_DIR": ".loading",
+    "GUIDANCE_PRESETS": ".presets",
+    "SAMPLER_PRESETS": ".presets",
+    "TEXT_METHODS": ".text_generation",
+    "DigitsPipeline": ".digits",
+    "EmbeddedWeightsNotFoundError": ".loading",
+    "ModelLoadError": ".limits",
+    "TextModelNotFoundError": ".text",
+    "configure": ".presets",
+    "generate_text": ".text_generation",
+    "load_digits_pipeline": ".loading",
+    "load_image_pipeline": ".image",
+    "load_text_model": ".text",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_attributes(__name__, _NAMES)

@@ -9,12 +9,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .limits import ModelLoadError, check_image_model_name, pipeline_class_name
 from .loading import _resolve_device, load_digits_pipeline
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -23,13 +23,6 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def _check_dtype(dtype: torch.dtype | None) -> None:
     if dtype is not None and dtype not in _DTYPES:
         raise ValueError(f"`dtype` must be one of {_DTYPES} or None, got {dtype!r}.")
-
-
-def _class_name(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "model_index.json").read_text()).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        return None  # diffusers reports an unreadable index itself
 
 
 def load_image_pipeline(
@@ -52,34 +45,32 @@ def load_image_pipeline(
     Raises:
         ValueError: an invalid device or dtype, or a ``name_or_path`` that is neither an existing directory with a
             ``model_index.json`` nor a hub id of the form ``owner/name``.
+        ModelLoadError: the pipeline could not be loaded (e.g. a hub id while offline and not cached).
     """
     _check_dtype(dtype)
-    if name_or_path is None or str(name_or_path) == "digits":
+    checked = check_image_model_name(name_or_path)
+    if checked is None:
         return load_digits_pipeline(device=device, dtype=dtype)
     resolved = _resolve_device(device)
     if dtype is None:
         dtype = torch.float16 if resolved.type == "cuda" else torch.float32
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise ValueError(
-                f"`name_or_path`={str(name_or_path)!r} is a local path without a model_index.json; give a directory "
-                "saved with `pipe.save_pretrained(...)` or a hub id such as 'owner/name'."
-            )
-        if _class_name(path) == "DigitsPipeline":  # diffusers' generic loader looks the class up in diffusers itself
-            return load_digits_pipeline(device=resolved, dtype=dtype, path=path)
-        source = str(path)
-    else:
-        text = str(name_or_path)
-        parts = text.split("/")
-        if len(parts) != 2 or not all(parts) or text.startswith((".", "/", "~")):
-            raise ValueError(
-                f"`name_or_path`={text!r} is neither an existing directory nor a hub id of the form 'owner/name'."
-            )
-        source = text
+    if isinstance(checked, Path) and pipeline_class_name(checked) == "DigitsPipeline":
+        # diffusers' generic loader would look the class up in diffusers itself
+        return load_digits_pipeline(device=resolved, dtype=dtype, path=checked)
     from diffusers import DiffusionPipeline
 
     import inertia.pipelines.digits  # noqa: F401  (saved DigitsPipelines name their classes by module path)
 
-    pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype, trust_remote_code=False)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(checked), dtype=dtype, trust_remote_code=False)
+    except OSError as err:  # not on disk, not in the cache, no network (huggingface_hub errors are OSErrors)
+        raise ModelLoadError(
+            f"could not load the pipeline {str(name_or_path)!r}: {_first_line(err)} (a hub id needs internet or the "
+            "Hugging Face cache; a folder needs `save_pretrained` output)"
+        ) from err
     return pipe.to(resolved)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().replace(" Please check out the root cause in the stacktrace above.", "")
+    return text.splitlines()[0] if text else type(err).__name__

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from inertia.pipelines.limits import ModelLoadError, check_text_model_name
 from inertia.pipelines.loading import _resolve_device
 
 __all__ = ["SMOLLM2_GGUF_FILE", "TextModelNotFoundError", "load_text_model", "smollm2_gguf_path"]
@@ -78,6 +79,7 @@ def load_text_model(
     Raises:
         ValueError: on an unknown dtype, an invalid device or CUDA requested without CUDA.
         TextModelNotFoundError: when the embedded model, the ``gguf`` reader or a local path is missing.
+        ModelLoadError: the model could not be loaded (e.g. a hub id while offline and not cached).
     """
     resolved = _resolve_device(device)
     if dtype is None:
@@ -86,18 +88,12 @@ def load_text_model(
         raise ValueError(f"`dtype` must be one of {_DTYPES}, got {dtype!r}.")
 
     gguf_file: str | None = None
-    if name_or_path is None:
-        source = smollm2_gguf_path()
-    else:
-        source = Path(name_or_path).expanduser()
-        if not source.exists():
-            looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).endswith(".gguf")
-            if looks_local or str(name_or_path).count("/") > 1:
-                raise TextModelNotFoundError(f"`name_or_path`={str(name_or_path)!r} does not exist.")
-            source = None  # a Hub id
+    try:
+        checked = check_text_model_name(name_or_path)
+    except FileNotFoundError as err:
+        raise TextModelNotFoundError(str(err)) from None
+    source = smollm2_gguf_path() if name_or_path is None else checked if isinstance(checked, Path) else None
     if source is not None and source.is_file():
-        if source.suffix != ".gguf":
-            raise ValueError(f"`name_or_path` must be a folder, a .gguf file or a Hub id, got the file {source}.")
         _check_gguf_reader()
         source, gguf_file = source.parent, source.name
     target = str(name_or_path) if source is None else str(source)
@@ -105,8 +101,14 @@ def load_text_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     extra = {} if gguf_file is None else {"gguf_file": gguf_file}
-    tokenizer = AutoTokenizer.from_pretrained(target, **extra)
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target, **extra)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra)
+    except OSError as err:  # not on disk, not in the cache, no network (huggingface_hub errors are OSErrors)
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"could not load the text model {target!r}: {message} (a hub id needs internet or the Hugging Face cache)"
+        ) from err
     model = model.to(resolved).eval()
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

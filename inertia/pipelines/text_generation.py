@@ -10,10 +10,11 @@ Example:
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
-import torch
+from inertia.decoders.validation import validate_alpha, validate_penalty_alpha, validate_top_k
 
 TEXT_METHODS: dict[str, dict[str, Any]] = {
     "greedy": {},
@@ -34,7 +35,8 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
     """The ``model.generate`` keyword arguments of ``method`` with ``params`` overriding its defaults.
 
     Raises:
-        ValueError: an unknown method (the message lists them) or a parameter the method does not take.
+        ValueError: an unknown method (the message lists them), a parameter the method does not take, or a value
+            out of its range. Nothing heavy is imported before these checks.
     """
     if method not in TEXT_METHODS:
         raise ValueError(f"`method` must be one of {', '.join(sorted(TEXT_METHODS))}, got {method!r}.")
@@ -43,6 +45,7 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
         valid = sorted(TEXT_METHODS[method]) or "none"
         raise ValueError(f"`method`={method!r} takes the parameters {valid}, got {unknown}.")
     p = {**TEXT_METHODS[method], **params}
+    _check_values(method, p)
     if method == "greedy":
         return {"do_sample": False}
     if method == "momentum":
@@ -60,6 +63,26 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
     if method == "repetition_penalty":
         return {"do_sample": False, "repetition_penalty": p["penalty"]}
     return {"do_sample": False, "no_repeat_ngram_size": p["n"]}
+
+
+def _check_values(method: str, p: dict[str, Any]) -> None:
+    """Range checks of every method's parameters, before any model is loaded."""
+    if "alpha" in p:
+        validate_alpha(p["alpha"])
+    if "penalty_alpha" in p:
+        validate_penalty_alpha(p["penalty_alpha"])
+    if "top_k" in p:
+        validate_top_k(p["top_k"])
+    if "top_p" in p and not (_is_number(p["top_p"]) and 0.0 < p["top_p"] <= 1.0):
+        raise ValueError(f"`top_p` must be a number in (0, 1], got {p['top_p']!r}.")
+    if "penalty" in p and not (_is_number(p["penalty"]) and p["penalty"] > 0):
+        raise ValueError(f"`penalty` must be a finite number > 0 (1 is no penalty), got {p['penalty']!r}.")
+    if "n" in p and (isinstance(p["n"], bool) or not isinstance(p["n"], int) or p["n"] < 1):
+        raise ValueError(f"`n` must be an integer >= 1, got {p['n']!r}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def generate_text(
@@ -94,6 +117,8 @@ def generate_text(
         raise ValueError(f"`prompt` must be a non-empty string or a non-empty list of them, got {prompt!r}.")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be an int >= 1, got {max_new_tokens!r}.")
+    import torch
+
     kwargs = generation_kwargs(method, **params)
     if streamer is not None:
         if len(prompts) != 1:

@@ -215,6 +215,12 @@ def _figures(images01: torch.Tensor, seconds: float) -> dict[str, float]:
     }
 
 
+SAMPLER_LABELS = {"default": "stock scheduler"}
+"""How the compare table names the presets that leave the pipeline as it is."""
+GUIDANCE_LABELS = {"none": "stock CFG", "cfg": "CFG (inertia)"}
+"""The ``none`` guidance preset is the pipeline's own CFG, not "no guidance": the table says so."""
+
+
 def _table(figures: dict[str, dict[str, Any]]) -> str:
     rows = [
         "| run | sampler | guidance | attention | seconds | saturation | clipped |",
@@ -222,8 +228,10 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
     ]
     for name, f in figures.items():
         config = f["config"]
+        sampler = SAMPLER_LABELS.get(config["sampler"], f"`{config['sampler']}`")
+        guidance = GUIDANCE_LABELS.get(config["guidance"], f"`{config['guidance']}`")
         rows.append(
-            f"| **{name}** | `{config['sampler']}` | `{config['guidance']}` | `{config['attention']}` | "
+            f"| **{name}** | {sampler} | {guidance} | `{config['attention']}` | "
             f"{f['seconds']:.2f} | {f['mean_saturation']:.3f} | {f['clipped_fraction']:.3f} |"
         )
     return "\n".join(rows)
@@ -232,7 +240,7 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
 def generate_images(
     store: ModelStore,
     model: str = "digits",
-    digit: int = 7,
+    digit: int | str = 7,
     prompt: str = "",
     negative_prompt: str = "",
     sampler: str = "hb-dpm++",
@@ -267,7 +275,7 @@ def generate_images(
         "scale": _float("Guidance scale", scale, 0.0, MAX_SCALE),
         "seed": _int("Seed", seed, 0, MAX_SEED),
         "batch": _int("Batch", batch, 1, MAX_BATCH),
-        "digit": _int("Digit", digit, 0, 9),
+        "digit": _int("Digit", int(digit) if isinstance(digit, str) and digit.strip().isdigit() else digit, 0, 9),
         "prompt": (prompt or "").strip(),
         "negative_prompt": (negative_prompt or "").strip(),
     }
@@ -327,7 +335,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
-    from .widgets import label_errors
+    from .widgets import accept_whole_numbers_as_text, label_errors
 
     def run(
         model: str,
@@ -368,7 +376,9 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
                 info="'digits' = the embedded 16x16 digits model; or a diffusers folder / hub id",
                 elem_id="image-model",
             )
-            digit = gr.Radio(list(range(10)), value=7, label="Digit (embedded model)", elem_id="image-digit")
+            # string choices: the API documents the digit as a string, and a client's "7" must be accepted
+            digits = [str(d) for d in range(10)]
+            digit = gr.Radio(digits, value="7", label="Digit (digits models)", elem_id="image-digit")
             with gr.Accordion("Prompt (text-to-image models)", open=False):
                 prompt = gr.Textbox("", label="Prompt", lines=2, placeholder="a lighthouse at dusk")
                 negative_prompt = gr.Textbox("", label="Negative prompt")
@@ -456,6 +466,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         batch,
         compare,
     ]
+    accept_whole_numbers_as_text(digit)
     label_errors(*(c for c in inputs if not isinstance(c, gr.Textbox | gr.Checkbox)))
     button.click(run, inputs, [gallery, slider, table, figures], api_name="generate_image", concurrency_id="models")
     toggled = [beta, auto_beta, order, apg_row, higs_row, extrapolate_beta, ema_beta]

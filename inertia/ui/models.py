@@ -18,12 +18,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -212,25 +210,11 @@ class ModelStore:
         return thread
 
 
-def _saved_class_name(path: Path) -> str | None:
-    try:
-        return json.loads((path / "model_index.json").read_text()).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _load_image(name: str, device: torch.device) -> Any:
     from inertia.pipelines.image import load_image_pipeline
-    from inertia.pipelines.loading import load_digits_pipeline
 
-    path = Path(name).expanduser()
-    if name != EMBEDDED_IMAGE_MODEL and path.is_dir() and _saved_class_name(path) == "DigitsPipeline":
-        # A saved DigitsPipeline names a class diffusers does not know: load it with its own loader.
-        pipe = load_digits_pipeline(device=device, path=path)
-    else:
-        pipe = load_image_pipeline(
-            None if name == EMBEDDED_IMAGE_MODEL else str(path if path.exists() else name), device
-        )
+    # load_image_pipeline also takes a user's saved DigitsPipeline folder (diffusers does not know its class)
+    pipe = load_image_pipeline(None if name == EMBEDDED_IMAGE_MODEL else name, device)
     pipe.set_progress_bar_config(desc="denoising", leave=False)
     return pipe
 

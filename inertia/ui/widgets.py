@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["label_errors"]
+__all__ = ["accept_whole_numbers_as_text", "label_errors"]
+
+_TYPE_NOTE = re.compile(r" \(type: <class '[^']*'>\)")
+_NEEDS_ESCAPE = re.compile(r"[<>&]")
 
 
 def label_errors(*components: Any) -> None:
@@ -29,7 +33,26 @@ def label_errors(*components: Any) -> None:
             try:
                 return _original(payload)
             except gr.Error as err:
-                message = html.escape(f"{_label}: {err.message}", quote=False)  # shown as HTML in the browser
+                # Gradio's own messages say "(type: <class 'int'>)": drop that, so that nothing needs HTML escaping
+                # (the browser renders the message as HTML; an API client would see the escapes).
+                text = _TYPE_NOTE.sub("", f"{_label}: {err.message}")
+                message = html.escape(text, quote=False) if _NEEDS_ESCAPE.search(text) else text
                 raise gr.Error(message, title="Invalid input", print_exception=False) from None
 
         component.preprocess = preprocess
+
+
+def accept_whole_numbers_as_text(component: Any) -> None:
+    """Lets a component with string choices (a digit ``Radio``) also take the integer ``7`` for ``"7"`` (in place).
+
+    The API documents the choices as strings; scripts written against the integer-valued version keep working.
+    """
+    original: Callable[[Any], Any] = component.preprocess
+
+    @functools.wraps(original)
+    def preprocess(payload: Any, _original: Callable[[Any], Any] = original) -> Any:
+        if isinstance(payload, int) and not isinstance(payload, bool):
+            payload = str(payload)
+        return _original(payload)
+
+    component.preprocess = preprocess

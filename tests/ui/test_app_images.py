@@ -86,7 +86,8 @@ def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> N
     assert runs["baseline"]["config"] == {"sampler": "default", "guidance": "none", "attention": "off"}
     assert runs["chosen"]["config"]["sampler"] == "hb-dpm++:0.6"
     assert runs["chosen"]["config"]["attention_params"] == {"beta": preset_attention_beta("extrapolate")}
-    assert "**baseline**" in table and "**chosen**" in table
+    assert "| **baseline** | stock scheduler | stock CFG | `off` |" in table  # the stock run is CFG, not "none"
+    assert "**chosen**" in table
     want_base = reference(5, 4, 2, 6)
     want_chosen = reference(5, 4, 2, 6, sampler="hb-dpm++:0.6", guidance="apg+higs", attention="extrapolate")
     for side, want in ((baseline, want_base), (chosen, want_chosen)):
@@ -94,6 +95,14 @@ def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> N
         assert np.abs(side[:, 264:].astype(int) - want[1].astype(int)).max() <= 1
     assert np.array_equal(chosen[:, :256], pixels(gallery[0]["image"]))
     assert not np.array_equal(baseline, chosen)
+
+
+def test_digit_is_a_string_in_the_api_and_accepted_as_one(client) -> None:
+    digit = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate_image"]
+    assert "'7'" in digit["parameters"][1]["python_type"]["type"]
+    _, _, _, as_text = client.predict(digit="4", seed=2, compare=False, **FAST, api_name="/generate_image")
+    _, _, _, as_number = client.predict(digit=4, seed=2, compare=False, **FAST, api_name="/generate_image")
+    assert as_text["digit"] == as_number["digit"] == 4
 
 
 def test_attention_beta_is_passed_through(client) -> None:
@@ -120,7 +129,8 @@ def test_a_saved_pipeline_folder_is_a_model(client, tmp_path) -> None:
         ({"batch": 99}, "Batch: Value 99 is greater than maximum value 8."),
         ({"sampler": "warp"}, "Sampler: Value: warp is not in the list of choices: ['default', 'dpm++2m',"),
         ({"guidance": "magic"}, "Guidance: Value: magic is not in the list of choices"),
-        ({"digit": 12}, "Digit (embedded model): Value: 12 (type: &lt;class 'int'&gt;) is not in the list of choices"),
+        ({"digit": "12"}, "Digit (digits models): Value: '12' is not in the list of choices: ['0', '1',"),
+        ({"digit": 12}, "Digit (digits models): Value: '12' is not in the list of choices: ['0', '1',"),
         ({"scale": 31}, "Guidance scale: Value 31 is greater than maximum value 30.0."),
         ({"apg_momentum": 1.5}, "APG β (momentum): Value 1.5 is greater than maximum value 0.95."),
         ({"higs_weight": -1, "guidance": "higs"}, "HiGS weight w_h: Value -1 is less than minimum value 0.0."),

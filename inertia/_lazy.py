@@ -1,0 +1,32 @@
+"""Lazy package attributes (PEP 562), so that importing a package, or a light module inside it, stays cheap.
+
+The CLI answers ``--help`` and argument errors without importing torch, diffusers or transformers; packages whose
+``__init__`` would import them eagerly use :func:`lazy_attributes` instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_attributes(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for ``package``: attribute ``name`` is imported from module ``names[name]`` on
+    first access (a module path relative to ``package`` when it starts with a dot).
+
+    Example:
+        >>> getattr_, dir_ = lazy_attributes("inertia", {"lazy_attributes": "._lazy"})
+        >>> getattr_("lazy_attributes") is lazy_attributes
+        True
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name], package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(names)
+
+    return __getattr__, __dir__

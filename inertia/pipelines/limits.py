@@ -1,0 +1,131 @@
+"""What the products (CLI, UI) accept, checked without importing torch, diffusers or transformers.
+
+Every check here runs before a model is loaded, so a bad argument is answered at once with a message that names the
+parameter, its value and the valid range.
+
+Example:
+    >>> check_range("--steps", 20, 1, MAX_STEPS)
+    20
+    >>> check_range("--steps", 100_000, 1, MAX_STEPS)
+    Traceback (most recent call last):
+    ...
+    ValueError: --steps must be in [1, 200], got 100000.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_IMAGE_SIDE",
+    "MAX_SEED",
+    "MAX_STEPS",
+    "ModelLoadError",
+    "check_device_name",
+    "check_image_model_name",
+    "check_range",
+    "check_text_model_name",
+    "is_digits_model",
+    "pipeline_class_name",
+]
+
+MAX_STEPS = 200
+"""Most denoising steps the UI and the CLI accept (the papers' methods are about 5-50 steps)."""
+MAX_SEED = 2**31 - 1
+"""Largest seed the UI and the CLI accept."""
+MAX_BATCH = 8
+"""Most images per UI request."""
+MAX_IMAGE_SIDE = 4096
+"""Largest ``--height`` / ``--width`` for a text-to-image model."""
+IMAGE_SIDE_MULTIPLE = 8
+"""Latent diffusion VAEs downsample by 8: a side must be a multiple of it."""
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+class ModelLoadError(OSError):
+    """A model could not be loaded (not found locally, not in the Hugging Face cache, and no network)."""
+
+
+def check_range(name: str, value: int | float, low: int | float, high: int | float) -> int | float:
+    """Returns ``value`` if ``low <= value <= high``, else raises ``ValueError`` naming ``name``."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}.")
+    return value
+
+
+def check_device_name(name: str | None, parameter: str = "--device") -> str | None:
+    """Checks the spelling of a device (``cpu``, ``cuda``, ``cuda:N``, ``mps``); availability is checked on use."""
+    if name is not None and not _DEVICE.match(name):
+        raise ValueError(f"{parameter} must be cpu, cuda, cuda:N or mps, got {name!r}.")
+    return name
+
+
+def pipeline_class_name(folder: Path) -> str | None:
+    """The ``_class_name`` of a saved pipeline folder's ``model_index.json``, or None if unreadable."""
+    try:
+        return json.loads((folder / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None  # diffusers reports an unreadable index itself
+
+
+def check_image_model_name(name_or_path: str | Path | None) -> Path | str | None:
+    """Checks what :func:`inertia.pipelines.load_image_pipeline` is given, without loading anything.
+
+    Returns:
+        None for the embedded model, the local folder as a ``Path``, or the hub id as a string.
+
+    Raises:
+        ValueError: a local path without a ``model_index.json``, or a name that is neither a folder nor a hub id of
+            the form ``owner/name``.
+    """
+    if name_or_path is None or str(name_or_path) == "digits":
+        return None
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise ValueError(
+                f"`name_or_path`={str(name_or_path)!r} is a local path without a model_index.json; give a directory "
+                "saved with `pipe.save_pretrained(...)` or a hub id such as 'owner/name'."
+            )
+        return path
+    text = str(name_or_path)
+    parts = text.split("/")
+    if len(parts) != 2 or not all(parts) or text.startswith((".", "/", "~")):
+        raise ValueError(
+            f"`name_or_path`={text!r} is neither an existing directory nor a hub id of the form 'owner/name'."
+        )
+    return text
+
+
+def is_digits_model(name_or_path: str | Path | None) -> bool:
+    """True for the embedded digits model and for a saved `DigitsPipeline` folder (a user's own trained model)."""
+    checked = check_image_model_name(name_or_path)
+    return checked is None or (isinstance(checked, Path) and pipeline_class_name(checked) == "DigitsPipeline")
+
+
+def check_text_model_name(name_or_path: str | Path | None) -> Path | str | None:
+    """Checks what :func:`inertia.pipelines.load_text_model` is given, without loading anything.
+
+    Returns:
+        None for the embedded model, an existing local folder or ``.gguf`` file as a ``Path``, or a hub id string.
+
+    Raises:
+        FileNotFoundError: a local-looking path (``./``, ``/``, ``~``, ``*.gguf``, or more than one ``/``) that does
+            not exist.
+        ValueError: an existing file that is not a ``.gguf`` file.
+    """
+    if name_or_path is None:
+        return None
+    source = Path(name_or_path).expanduser()
+    if source.exists():
+        if source.is_file() and source.suffix != ".gguf":
+            raise ValueError(f"`name_or_path` must be a folder, a .gguf file or a Hub id, got the file {source}.")
+        return source
+    text = str(name_or_path)
+    if text.startswith((".", "/", "~")) or text.endswith(".gguf") or text.count("/") > 1 or not text.strip():
+        raise FileNotFoundError(f"`name_or_path`={text!r} does not exist.")
+    return text
