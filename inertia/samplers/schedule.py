@@ -12,6 +12,9 @@ it this module adds what the stock class lacks as a drop-in:
 - ``from_config`` of a flow-matching scheduler's config (SD3, Flux) switches to flow mode by itself:
   ``prediction_type="flow_prediction"``, ``use_flow_sigmas=True`` and ``flow_shift = shift``.
 - ``scale_noise`` (the flow pipelines' img2img call).
+
+Where the stock class silently computes a NaN or wrong schedule, ours raises a ``ValueError`` that names the parameter:
+``trained_betas`` of the wrong length, non-finite or outside [0, 1], and a schedule that visits σ = 0 or σ = ∞.
 """
 
 from __future__ import annotations
@@ -82,6 +85,48 @@ def _check_number(name: str, value: Any, low: float, high: float = math.inf, low
         raise ValueError(f"`{name}` must be a finite number in {lo}{low}, {hi}, got {value!r}.")
 
 
+def _check_trained_betas(value: Any, num_train_timesteps: int) -> None:
+    """Accepts the ``trained_betas`` diffusers accepts (list, tuple, array, tensor) unless they give NaN sigmas.
+
+    diffusers reads the betas as ``torch.tensor(trained_betas)`` and indexes them with timesteps in
+    [0, num_train_timesteps), so a wrong length, a non-finite beta or a beta outside [0, 1] silently yields a wrong
+    or NaN noise schedule there. Betas of exactly 0 or 1 are legal here; a schedule that then visits σ = 0 or σ = ∞
+    is refused by ``set_timesteps``.
+    """
+    try:
+        betas = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"`trained_betas` must be a 1-D sequence of {num_train_timesteps} numbers in [0, 1] (one beta per training "
+            f"timestep), got {type(value).__name__} {value!r:.80}: {err}"
+        ) from None
+    if betas.ndim != 1:
+        raise ValueError(
+            f"`trained_betas` must be a 1-D sequence of {num_train_timesteps} numbers in [0, 1] (one beta per training "
+            f"timestep), got shape {tuple(betas.shape)}."
+        )
+    if len(betas) != num_train_timesteps:
+        consequence = (
+            "timesteps past the last beta would silently reuse it, so part of the schedule is constant and its "
+            "sigmas repeat (NaN in multistep solvers)"
+            if len(betas) < num_train_timesteps
+            else "the schedule would stop at the sigma of timestep "
+            f"{num_train_timesteps - 1} and never reach the noise level the model was trained to start from"
+        )
+        raise ValueError(
+            f"`trained_betas` must have exactly `num_train_timesteps`={num_train_timesteps} entries (one per training "
+            f"timestep), got {len(betas)}: {consequence}. Pass num_train_timesteps={len(betas)} with these betas."
+        )
+    bad = ~torch.isfinite(betas) | (betas < 0.0) | (betas > 1.0)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0])
+        raise ValueError(
+            f"`trained_betas` must be finite numbers in [0, 1], got {float(betas[i])!r} at index {i}: a beta outside "
+            "[0, 1] makes alphas_cumprod leave [0, 1], so the sigmas sqrt((1 - alphas_cumprod) / alphas_cumprod) are "
+            "NaN."
+        )
+
+
 class MomentumScheduleMixin:
     """Schedule behaviour shared by `MomentumPLMSScheduler` and `MomentumDPMSolverMultistepScheduler`.
 
@@ -122,10 +167,8 @@ class MomentumScheduleMixin:
             _check_choice("beta_schedule", cfg.beta_schedule, BETA_SCHEDULES)
             _check_number("beta_start", cfg.beta_start, 0.0, 1.0, low_open=True)
             _check_number("beta_end", cfg.beta_end, 0.0, 1.0, low_open=True)
-        elif len(cfg.trained_betas) != n:
-            raise ValueError(
-                f"`trained_betas` must have `num_train_timesteps`={n} entries, got {len(cfg.trained_betas)}."
-            )
+        else:
+            _check_trained_betas(cfg.trained_betas, n)
         _check_choice("prediction_type", cfg.prediction_type, PREDICTION_TYPES)
         _check_choice("timestep_spacing", cfg.timestep_spacing, TIMESTEP_SPACINGS)
         _check_choice("final_sigmas_type", cfg.final_sigmas_type, FINAL_SIGMAS_TYPES)
@@ -163,23 +206,32 @@ class MomentumScheduleMixin:
         self,
         num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
+        mu: float | None = None,
         timesteps: Sequence[float] | None = None,
         sigmas: Sequence[float] | None = None,
-        mu: float | None = None,
     ) -> None:
         """Sets the schedule and resets all solver and momentum state (called once per generation by pipelines).
 
-        For the same config the sigmas are those of `DPMSolverMultistepScheduler`, computed by its own code.
+        The positional order is that of `DPMSolverMultistepScheduler.set_timesteps` (``num_inference_steps``,
+        ``device``, ``mu``, ``timesteps``), so every call that works on the stock class works here, with the same
+        timesteps and sigmas (computed by its own code); ``sigmas`` comes after them.
 
         Args:
             num_inference_steps: number of denoising steps.
             device: where ``timesteps`` live (``sigmas`` stay on the CPU, as in diffusers).
+            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
             timesteps: custom descending timesteps (VP: integers in [0, num_train_timesteps)).
             sigmas: custom descending sigmas (VP: σ̄ = σ/α as in diffusers' Euler scheduler; flow: σ ∈ (0, 1],
                 shifted like `FlowMatchEulerDiscreteScheduler`). The terminal sigma is appended.
-            mu: resolution shift for ``use_dynamic_shifting`` (SD3/Flux); ignored otherwise.
+
+        Raises:
+            ValueError: for invalid arguments, and for schedules on which the stock class silently computes NaN or
+                nothing: a VP sigma of 0 or ∞ before the last step (betas of 0 or 1), or every step at one timestep
+                ("leading" spacing with about ``num_train_timesteps`` steps).
         """
         self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+        self._check_vp_sigmas()
+        self._check_collapsed_timesteps()
         self._reset_momentum()
 
     # ------------------------------------------------------------------------------------------------------------
@@ -245,6 +297,53 @@ class MomentumScheduleMixin:
             )
             # DPM-Solver writes exp(mu) into config.flow_shift; restore it so no schedule state outlives the call.
             cfg.flow_shift = flow_shift
+
+    def _max_distinct_steps(self) -> int:
+        """The most steps "linspace" and "leading" spacing give without repeating a timestep (DPM-Solver's rule).
+
+        Both spread the steps over [0, T − c − 1], where c is the number of final training timesteps cut off by
+        ``lambda_min_clipped``; more steps than T − c − 1 make two rounded timesteps coincide.
+        """
+        grid = self._grid
+        clipped = int(torch.searchsorted(torch.flip(grid.lambda_t, [0]), grid.config.lambda_min_clipped))
+        return grid.config.num_train_timesteps - clipped - 1
+
+    def _check_collapsed_timesteps(self) -> None:
+        """Refuses a schedule whose every step is the same timestep ("leading" with too many steps: step ratio 0)."""
+        grid = self._grid
+        n = len(grid.timesteps)
+        if n > 1 and bool((grid.timesteps == grid.timesteps[0]).all()):
+            cfg = grid.config
+            raise ValueError(
+                f"`num_inference_steps`={n} with `timestep_spacing`={cfg.timestep_spacing!r} puts every step at "
+                f"timestep {int(grid.timesteps[0])} (its step ratio rounds to 0), so no step removes any noise. Use "
+                f"num_inference_steps in [1, {self._max_distinct_steps()}] or timestep_spacing='trailing'."
+            )
+
+    def _check_vp_sigmas(self) -> None:
+        """Refuses a VP schedule that visits σ = 0 or σ = ∞ before its last step (ᾱ = 1 or 0, e.g. from betas of 0 or 1).
+
+        From such a sigma the data prediction x0 = (x − σ·ε)/α, or the log-SNR step, divides by zero, and both
+        DPM-Solver and PLMS return NaN (the stock `DPMSolverMultistepScheduler` does so silently).
+        """
+        grid = self._grid
+        cfg = grid.config
+        if cfg.use_flow_sigmas:
+            return
+        head = grid.sigmas[:-1].double()
+        bad = ~torch.isfinite(head) | (head <= 0.0)
+        if not bool(bad.any()):
+            return
+        i = int(torch.nonzero(bad)[0])
+        t = int(grid.timesteps[i])
+        where = f"step {i} (timestep {t})" if 0 <= t < cfg.num_train_timesteps else f"step {i}"
+        cause = "`trained_betas` give" if cfg.trained_betas is not None else "The schedule gives"
+        raise ValueError(
+            f"{cause} sigma={float(head[i])!r} at {where} of this {len(head)}-step schedule: alphas_cumprod reaches 0 "
+            "or 1, so x0 = (x - sigma * eps) / alpha or the log-SNR step divides by zero and every sample would be "
+            "NaN. Valid schedules keep alphas_cumprod in (0, 1) at every visited timestep: use betas in (0, 1), or a "
+            "final beta of 1 only with `rescale_betas_zero_snr`=True (which clamps it, as diffusers does)."
+        )
 
     @staticmethod
     def _check_custom_values(name: str, values: np.ndarray, low: float, high: float) -> None:

@@ -18,6 +18,12 @@ Deviations from the authors' code, on purpose:
 - First-order steps (the first step, and the final step when `final_sigmas_type="zero"` or `lower_order_final`
   forces order 1) get no momentum and leave the velocity untouched, as in the authors' SD path.
 - State resets in `set_timesteps` (the authors needed a manual `clear_temp()`).
+
+Where diffusers' `DPMSolverMultistepScheduler` silently returns NaN or a wrong shape, a ``ValueError`` names the
+parameter instead: a multistep step after two equal sigmas (``num_inference_steps`` close to ``num_train_timesteps``
+with "linspace"/"leading" spacing, or betas of 0), and ``variance_type="learned"/"learned_range"`` with a sample that
+is not 3-channel (diffusers keeps the first 3 output channels). ``algorithm_type="sde-dpmsolver"`` with
+``solver_order=3``, where diffusers fails inside its 3rd-order update, raises a ``ValueError`` as well.
 """
 
 from __future__ import annotations
@@ -161,6 +167,8 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         )
         self._beta = 1.0 if momentum_beta == "auto" else float(momentum_beta)
         self._velocity: torch.Tensor | None = None
+        self._repeated_sigma_steps: frozenset[int] = frozenset()
+        self._repeated_sigma_message = ""
 
     @property
     def _grid(self) -> DPMSolverMultistepScheduler:
@@ -170,6 +178,65 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         self._velocity = None
         if self.config.momentum_beta == "auto":
             self._beta = recommended_beta(self.config.momentum_guidance_scale, int(self.num_inference_steps), "hb-dpm")
+        self._find_repeated_sigmas()
+
+    def _find_repeated_sigmas(self) -> None:
+        """Records the steps i with σ_i = σ_{i−1}; a multistep update there divides by a zero log-SNR step.
+
+        The 2M/3M updates divide by h_0 = λ_i − λ_{i−1} (and 3M by h_1 = λ_{i−1} − λ_{i−2}), so the stock solver
+        returns NaN after a repeated sigma. Repeats come from timestep rounding (``timestep_spacing`` "linspace" or
+        "leading" with about ``num_train_timesteps`` steps) or from betas of 0. The check runs in python ints at
+        step time, so a run that never reaches those steps (img2img) works as with the stock class.
+        """
+        sigmas = self.sigmas.double()
+        repeated = torch.nonzero(sigmas[1:-1] == sigmas[:-2]).flatten() + 1
+        self._repeated_sigma_steps = frozenset(int(i) for i in repeated)
+        self._repeated_sigma_message = ""
+        if not self._repeated_sigma_steps:
+            return
+        i = min(self._repeated_sigma_steps)
+        cfg = self.config
+        t_prev, t_now = int(self.timesteps[i - 1]), int(self.timesteps[i])
+        if t_prev == t_now:
+            most = self._max_distinct_steps()
+            self._repeated_sigma_message = (
+                f"`num_inference_steps`={self.num_inference_steps} repeats timestep {t_now} at steps {i - 1} and {i} "
+                f"(`timestep_spacing`={cfg.timestep_spacing!r}, `num_train_timesteps`={cfg.num_train_timesteps}), so "
+                "two sigmas are equal and DPM-Solver's multistep update divides by their zero log-SNR step and "
+                "returns NaN (the stock DPMSolverMultistepScheduler does so silently). Use num_inference_steps in "
+                f"[1, {most}], timestep_spacing='trailing' or solver_order=1."
+            )
+        else:
+            self._repeated_sigma_message = (
+                f"`trained_betas` give equal sigmas at timesteps {t_prev} and {t_now} (steps {i - 1} and {i}): betas "
+                "of 0 leave alphas_cumprod unchanged, so DPM-Solver's multistep update divides by a zero log-SNR "
+                "step and returns NaN (the stock DPMSolverMultistepScheduler does so silently). Use betas in (0, 1) "
+                "or solver_order=1."
+            )
+
+    def _check_multistep(self, order: int) -> None:
+        i = self.step_index
+        if i is None:
+            return
+        if i in self._repeated_sigma_steps or (order == 3 and i - 1 in self._repeated_sigma_steps):
+            raise ValueError(self._repeated_sigma_message)
+
+    def _check_learned_variance(self, model_output: torch.Tensor, sample: torch.Tensor) -> None:
+        # diffusers keeps model_output[:, :3] for learned variances (its split for 3-channel pixel models such as
+        # DeepFloyd IF); for other channel counts that is a silent broadcast (1 channel) or a shape error.
+        if sample.ndim < 2 or sample.shape[1] != 3 or model_output.ndim < 2 or model_output.shape[1] < 3:
+            got = tuple(sample.shape[1:2]) if sample.ndim >= 2 else ()
+            raise ValueError(
+                f"`variance_type`={self.config.variance_type!r} needs a 3-channel `sample` and a `model_output` with "
+                f"at least 3 channels: DPM-Solver keeps the first 3 channels of the output as the prediction, as "
+                f"diffusers does for pixel models like DeepFloyd IF. Got sample channels {got} and model_output shape "
+                f"{tuple(model_output.shape)}; split the variance channels off yourself and use variance_type=None."
+            )
+        if model_output.shape[0] != sample.shape[0] or model_output.shape[2:] != sample.shape[2:]:
+            raise ValueError(
+                f"`model_output` shape {tuple(model_output.shape)} does not match `sample` shape "
+                f"{tuple(sample.shape)} outside the channel dimension."
+            )
 
     def step(
         self,
@@ -187,7 +254,9 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
                     f"`step` was called {self.step_index + 1} times for a {self.num_inference_steps}-step schedule; "
                     "call `set_timesteps` before a new generation."
                 )
-        if model_output.shape != sample.shape and self.config.variance_type is None:
+        if self.config.variance_type in ("learned", "learned_range"):
+            self._check_learned_variance(model_output, sample)
+        elif model_output.shape != sample.shape:
             raise ValueError(
                 f"`model_output` shape {tuple(model_output.shape)} differs from `sample` shape {tuple(sample.shape)}."
             )
@@ -245,6 +314,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         **kwargs: Any,
     ) -> torch.Tensor:
         """2M step; with β < 1 it steps with the velocity of U = D0 + ½·D1 (midpoint) or the heun combination."""
+        self._check_multistep(2)
         if not self._momentum_active() or args or sample is None:
             return super().multistep_dpm_solver_second_order_update(
                 model_output_list, *args, sample=sample, noise=noise, **kwargs
@@ -270,6 +340,13 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         **kwargs: Any,
     ) -> torch.Tensor:
         """3M step; with β < 1 it steps with the velocity of the 3M data-prediction combination (see module doc)."""
+        self._check_multistep(3)
+        if self.config.algorithm_type == "sde-dpmsolver":
+            # diffusers has no 3rd-order SDE-DPM-Solver update (its method fails with UnboundLocalError here).
+            raise ValueError(
+                "`solver_order`=3 is not available with `algorithm_type`='sde-dpmsolver' (diffusers implements "
+                "orders 1-2 for it): use solver_order in [1, 2], or algorithm_type='sde-dpmsolver++'."
+            )
         if not self._momentum_active() or args or sample is None:
             return super().multistep_dpm_solver_third_order_update(
                 model_output_list, *args, sample=sample, noise=noise, **kwargs

@@ -98,3 +98,38 @@ def plain_config(sched) -> dict[str, Any]:
 
 def same(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
     return a.shape == b.shape and float(torch.sum(torch.abs(a.double() - b.double()))) < tol
+
+
+# The base config of diffusers' own DPM-Solver tests (`final_sigmas_type="sigma_min"` lets every algorithm type run).
+DIFFUSERS_DPM_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "beta_schedule": "linear",
+    "solver_order": 2,
+    "prediction_type": "epsilon",
+    "thresholding": False,
+    "sample_max_value": 1.0,
+    "algorithm_type": "dpmsolver++",
+    "solver_type": "midpoint",
+    "lower_order_final": False,
+    "euler_at_final": False,
+    "lambda_min_clipped": -float("inf"),
+    "variance_type": None,
+    "final_sigmas_type": "sigma_min",
+}
+
+
+def momentum_allowed(config: dict[str, Any]) -> bool:
+    """Whether `MomentumDPMSolverMultistepScheduler` takes ``momentum_beta`` < 1 with this config."""
+    return config.get("algorithm_type", "dpmsolver++") == "dpmsolver++" and config.get("solver_order", 2) in (2, 3)
+
+
+def pixel_sample(shape: tuple[int, ...] = (4, 3, 8, 8)) -> torch.Tensor:
+    """Seeded uniform sample in [0, 1) of a 3-channel pixel model (the shape of diffusers' scheduler tests)."""
+    return torch.rand(shape, generator=torch.Generator().manual_seed(0))
+
+
+def seeded_loop(sched, sample: torch.Tensor, model, start: int = 0) -> torch.Tensor:
+    """``run_loop`` with a fresh seeded generator, so stochastic (SDE) solvers draw the same noise for each run."""
+    return run_loop(sched, sample, model, start=start, generator=torch.Generator().manual_seed(0))

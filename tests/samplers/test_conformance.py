@@ -286,19 +286,21 @@ def test_prediction_types_full_loop(case, prediction_type, sample, dummy_model):
 @pytest.mark.parametrize("num_inference_steps", [1, 2, 3, 5, 10, 50, 100, 999, 1000])
 @pytest.mark.parametrize("spacing", ["linspace", "trailing"])
 @pytest.mark.parametrize("case", DEFAULT_CASES)
-def test_inference_steps(case, spacing, num_inference_steps, sample, dummy_model, request):
-    if case.startswith("dpm") and spacing == "linspace" and num_inference_steps == 1000:
-        # Inherited, not ours: linspace rounding repeats timesteps at 1000 steps, so two sigmas are equal, h = 0 and
-        # DPM-Solver's multistep update divides by zero. The stock DPMSolverMultistepScheduler gives NaN as well.
-        stock = DPMSolverMultistepScheduler()
-        stock.set_timesteps(1000)
-        assert not torch.isfinite(run_loop(stock, sample, dummy_model)).all()
-        request.applymarker(pytest.mark.xfail(strict=True, reason="diffusers DPM-Solver: NaN at 1000 linspace steps"))
+def test_inference_steps(case, spacing, num_inference_steps, sample, dummy_model):
     sched = make(case, timestep_spacing=spacing)
     sched.set_timesteps(num_inference_steps)
     assert len(sched.timesteps) == num_inference_steps
     assert len(sched.sigmas) == num_inference_steps + 1
     assert sched.num_inference_steps == num_inference_steps
+    if case.startswith("dpm") and spacing == "linspace" and num_inference_steps == 1000:
+        # Linspace rounding repeats a timestep at 1000 steps, so two sigmas are equal and DPM-Solver's multistep update
+        # divides by their zero log-SNR step: the stock DPMSolverMultistepScheduler returns NaN, ours names the range.
+        stock = DPMSolverMultistepScheduler()
+        stock.set_timesteps(1000)
+        assert not torch.isfinite(run_loop(stock, sample, dummy_model)).all()
+        with pytest.raises(ValueError, match=r"num_inference_steps.*\[1, 999\]"):
+            run_loop(sched, sample, dummy_model)
+        return
     out = run_loop(sched, sample, dummy_model)
     assert torch.isfinite(out).all()
     assert sched.step_index == num_inference_steps
