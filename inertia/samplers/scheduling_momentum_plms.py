@@ -259,11 +259,11 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
             # exactly the DDIM step x_t = α_t·x̂0 + σ_t·ε.
             if self._state.velocity is not None or self._state.history:
                 raise ValueError("A sigma of 1 (pure noise) may only start a schedule; got it mid-run.")
-            eps = self._to_epsilon(out, x, alpha_s, sigma_s)
+            eps = _own(self._to_epsilon(out, x, alpha_s, sigma_s), model_output, sample)
             momentum_direction(self.config.momentum_method, self._state, eps, self.config.solver_order, self._beta)
             prev = (x - out) * alpha_t + eps * gain
         else:
-            eps = self._to_epsilon(out, x, alpha_s, sigma_s)
+            eps = _own(self._to_epsilon(out, x, alpha_s, sigma_s), model_output, sample)
             u = momentum_direction(self.config.momentum_method, self._state, eps, self.config.solver_order, self._beta)
             prev = x * scale + u * gain  # x_t = (α_t/α_s)·x_s + α_t(σ̄_t − σ̄_s)·u
         prev = prev.to(model_output.dtype)
@@ -274,3 +274,9 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps
+
+
+def _own(eps: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    """``eps`` as a tensor the history may keep: a copy when it *is* one of the caller's inputs (fp32 ε output, or
+    the sample at σ = 1), since a graphed or compiled denoiser overwrites its one output buffer every call."""
+    return eps.clone() if any(eps is given for given in inputs) else eps
