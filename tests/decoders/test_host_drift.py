@@ -9,8 +9,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
+import transformers
+from packaging.version import Version
 from transformers import (
     DynamicCache,
     GenerationConfig,
@@ -29,6 +33,9 @@ from tests.decoders.tiny_lm import BOS, PROMPTS, tiny_llama
 CANDIDATE = 40
 """A token that never occurs in the prompts below."""
 
+NATIVE = "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+"""The cache argument of the installed transformers' models (``cache`` from 5.24 on)."""
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -44,7 +51,7 @@ class PastKeyValuesLlama(LlamaForCausalLM):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=past_key_values,
+            **{NATIVE: past_key_values},
             **kwargs,
         )
 
@@ -60,7 +67,8 @@ def _contrastive_directly(model, prompt: list[int], new: int, **cache_kwargs) ->
 
 
 def test_cache_argument_follows_the_forward_signature(model) -> None:
-    assert cache_argument(model) == "cache"
+    renamed = Version(transformers.__version__) >= Version("5.24")
+    assert cache_argument(model) == ("cache" if renamed else "past_key_values")
     old = PastKeyValuesLlama(model.config).eval()
     assert cache_argument(old) == "past_key_values"
 
@@ -85,7 +93,7 @@ def test_contrastive_search_runs_a_past_key_values_model(model) -> None:
 
 def test_a_filled_cache_is_refused_under_either_name(model) -> None:
     cache = DynamicCache(config=model.config)
-    model(input_ids=torch.tensor([[5, 6]]), cache=cache, use_cache=True)
+    model(input_ids=torch.tensor([[5, 6]]), use_cache=True, **{NATIVE: cache})
     for name in ("cache", "past_key_values"):
         with pytest.raises(ValueError, match="needs an empty DynamicCache"):
             _contrastive_directly(model, PROMPTS[0], 3, **{name: cache})
