@@ -6,6 +6,9 @@ Measures, in one run:
   image request (it pays the digits model load), then ``--repeats`` Image-tab requests in Compare mode (baseline and
   chosen configuration, 4 images each, 20 steps) and ``--repeats`` Text-tab requests (greedy vs momentum, 64 tokens
   each); medians of the wall time per request as the client sees it.
+- **CLI answers**: ``--help`` and every kind of argument error, each as a fresh ``inertia`` process (what a user
+  waits for before being told what is wrong); median and worst of ``--repeats`` runs, and the exit status and last
+  line of stderr (an error must be one line and exit 2, before any model is loaded). Target: under 1 s each.
 - **CLI**: ``inertia generate image`` for ``--num-images`` digits in one process and under ``accelerate launch
   --num_processes 2``, wall time of the whole command (Python start-up, imports, model load included), and whether the
   two runs give the same PNGs byte for byte (they must).
@@ -13,8 +16,9 @@ Measures, in one run:
 Usage::
 
     python -m benchmarks.bench_ui [--device cpu|cuda] [--repeats 5] [--num-images 256] [--quick] [--out benchmarks/out]
+    python -m benchmarks.bench_ui --answers-only [--repeats 5]     # the CLI answers alone (under a minute)
 
-Writes ``ui.json`` and ``ui.md`` to ``--out``.
+Writes ``ui.json``, ``ui.md`` and ``cli_answers.json`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,77 @@ def measure_app(device: str, repeats: int, max_new_tokens: int) -> dict[str, Any
         "text_requests_s": texts,
         "text_tokens_per_side": max_new_tokens,
     }
+
+
+CLI_ANSWERS: dict[str, list[str]] = {
+    "inertia --help": ["--help"],
+    "generate image --help": ["generate", "image", "--help"],
+    "generate text --help": ["generate", "text", "--help"],
+    "--steps 100000": ["generate", "image", "--digit", "7", "--steps", "100000", "--out", "x.png"],
+    "--height 32 on the digits model": ["generate", "image", "--digit", "7", "--height", "32", "--out", "x.png"],
+    "unknown --sampler": ["generate", "image", "--digit", "7", "--sampler", "warp", "--out", "x.png"],
+    "--out not a PNG": ["generate", "image", "--digit", "7", "--out", "x.jpg"],
+    "--digit for a text-to-image model": [
+        "generate",
+        "image",
+        "--model",
+        "owner/name",
+        "--digit",
+        "3",
+        "--out",
+        "x.png",
+    ],
+    "empty --prompt (image)": ["generate", "image", "--model", "owner/name", "--prompt", "", "--out", "x.png"],
+    "bad --device": ["generate", "image", "--digit", "7", "--device", "gpu", "--out", "x.png"],
+    "empty --prompt (text)": ["generate", "text", "--prompt", ""],
+    "bad --param value": ["generate", "text", "--prompt", "Hi", "--param", "alpha=-1"],
+    "unknown --param": ["generate", "text", "--prompt", "Hi", "--param", "beta=1"],
+    "missing --model folder (text)": ["generate", "text", "--prompt", "Hi", "--model", "./no/such/model"],
+    "demo --port 99999": ["demo", "--port", "99999"],
+}
+"""What a new user types wrong first (and the help pages), as ``inertia`` arguments."""
+
+
+def _inertia_command() -> list[str]:
+    script = Path(sys.executable).with_name("inertia")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "inertia.cli"]
+
+
+def measure_cli_answers(repeats: int, folder: Path) -> dict[str, Any]:
+    """Times every :data:`CLI_ANSWERS` command as a fresh process; keeps its exit status and last stderr line."""
+    command = _inertia_command()
+    results: dict[str, Any] = {}
+    for name, argv in CLI_ANSWERS.items():
+        times, done = [], None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            done = subprocess.run([*command, *argv], cwd=folder, capture_output=True, text=True, timeout=120)
+            times.append(time.perf_counter() - start)
+        assert done is not None
+        err = done.stderr.strip().splitlines()
+        results[name] = {
+            "median_s": statistics.median(times),
+            "max_s": max(times),
+            "exit": done.returncode,
+            "stderr_lines": len(err),
+            "last_line": err[-1] if err else "",
+        }
+    return {"command": " ".join(command), "repeats": repeats, "answers": results}
+
+
+def answers_report(answers: dict[str, Any]) -> str:
+    """The Markdown table of the CLI answers."""
+    lines = [
+        f"`{answers['command']}`, each a fresh process, {answers['repeats']} runs (median and worst).",
+        "",
+        "| input | median s | worst s | exit | stderr lines |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in answers["answers"].items():
+        lines.append(f"| {name} | {r['median_s']:.3f} | {r['max_s']:.3f} | {r['exit']} | {r['stderr_lines']} |")
+    worst = max(r["max_s"] for r in answers["answers"].values())
+    lines += ["", f"Worst of all: {worst:.3f} s (target < 1 s)."]
+    return "\n".join(lines) + "\n"
 
 
 def measure_cli(device: str, num_images: int, steps: int, folder: Path) -> dict[str, Any]:
@@ -134,15 +209,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-images", type=int, default=256, help="CLI images (enough work to amortise start-up)")
     parser.add_argument("--quick", action="store_true", help="1 request of each kind, 8 tokens, 4 CLI images")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output folder")
+    parser.add_argument("--answers-only", action="store_true", help="time the CLI's help and error answers only")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.num_images < 2:
         parser.error(f"--repeats must be >= 1 and --num-images >= 2, got {args.repeats} and {args.num_images}")
     repeats, tokens, num_images = (1, 8, 4) if args.quick else (args.repeats, 64, args.num_images)
-    results: dict[str, Any] = {"device": args.device, "repeats": repeats}
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        answers = measure_cli_answers(repeats, Path(folder))
+    (args.out / "cli_answers.json").write_text(json.dumps(answers, indent=2))
+    print(answers_report(answers))
+    if args.answers_only:
+        return 0
+    results: dict[str, Any] = {"device": args.device, "repeats": repeats, "cli_answers": answers}
     results["app"] = measure_app(args.device, repeats, tokens)
     with tempfile.TemporaryDirectory() as folder:
         results["cli"] = measure_cli(args.device, num_images, 4 if args.quick else 20, Path(folder))
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ui.json").write_text(json.dumps(results, indent=2))
     text = report(results)
     (args.out / "ui.md").write_text(text)

@@ -36,6 +36,17 @@ def test_readme_has_examples() -> None:
     assert len(BLOCKS) >= 6
 
 
+def test_every_example_defines_what_it_uses_or_is_a_marked_hub_variant() -> None:
+    # A block that needs the hub says so right above it; every other block loads an embedded model itself.
+    text = README.read_text()
+    for code in BLOCKS:
+        if any(name in code for name in SELF_CONTAINED):
+            continue
+        assert "from_pretrained(" in code, f"this README block uses a `pipe` it never defines:\n{code}"
+        before = text[: text.index(code)].removesuffix("```python\n").rstrip().rsplit("\n\n", 1)[-1]
+        assert before.startswith("Hub variant"), f"hub block not marked as such:\n{code}"
+
+
 @pytest.mark.parametrize(("index", "kind"), CASES)
 def test_readme_example_runs(index: int, kind: str) -> None:
     code = _dedent(BLOCKS[index])

@@ -36,3 +36,22 @@ def test_bad_arguments_exit_before_any_work(argv: list[str], monkeypatch) -> Non
     with pytest.raises(SystemExit) as info:
         bench_ui.main(argv)
     assert info.value.code == 2
+
+
+def test_cli_answers_are_timed_and_reported(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(
+        bench_ui, "CLI_ANSWERS", {"help": ["--help"], "bad steps": ["generate", "image", "--steps", "0"]}
+    )
+    answers = bench_ui.measure_cli_answers(1, tmp_path)
+    assert answers["answers"]["help"]["exit"] == 0
+    bad = answers["answers"]["bad steps"]
+    assert bad["exit"] == 2 and "--steps must be an integer in [1, 200]" in bad["last_line"]
+    text = bench_ui.answers_report(answers)
+    assert "| bad steps |" in text and "Worst of all:" in text
+
+
+def test_answers_only_writes_the_answers_and_stops(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench_ui, "CLI_ANSWERS", {"help": ["--help"]})
+    monkeypatch.setattr(bench_ui, "measure_app", lambda *a: pytest.fail("the app was measured with --answers-only"))
+    assert bench_ui.main(["--answers-only", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "cli_answers.json").is_file()
