@@ -3,7 +3,7 @@
 Examples::
 
     inertia demo                                              # Gradio UI on http://127.0.0.1:7860
-    inertia generate image --digit 7 --sampler ghvb:3.8 --guidance apg --out seven.png
+    inertia generate image --digit 7 --sampler ghvb:3.8 --guidance apg --out seven.png   # enlarged to 256 px
     inertia generate image --digit 0 1 2 --num-images 6 --out digits.png       # digits_000.png ... digits_005.png
     accelerate launch --num_processes 2 -m inertia.cli generate image --digit 3 --num-images 8 --out three.png
     inertia generate text --method momentum --prompt "The history of the lighthouse" --max-new-tokens 64
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inertia.pipelines.display import DISPLAY_SIZE, display_factor, enlarge
 from inertia.pipelines.limits import (
     IMAGE_SIDE_MULTIPLE,
     MAX_IMAGE_SIDE,
@@ -76,6 +77,28 @@ def _bounded(name: str, low: int, high: int):
         return value
 
     return parse
+
+
+MAX_UPSCALE = 64
+
+
+def _upscale(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--upscale must be auto or an integer in [1, {MAX_UPSCALE}], got {text!r}"
+        ) from None
+    if not 1 <= value <= MAX_UPSCALE:
+        raise argparse.ArgumentTypeError(f"--upscale must be auto or an integer in [1, {MAX_UPSCALE}], got {text!r}")
+    return value
+
+
+def raw_path(path: Path) -> Path:
+    """Where ``--save-raw`` writes the raw pixels of ``path``: ``NAME.raw.png``."""
+    return path.with_name(f"{path.stem}.raw{path.suffix}")
 
 
 def _digit(text: str) -> int:
@@ -164,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--width", type=_positive("--width"), default=None, help=side_help)
     image.add_argument("--device", default=None)
     image.add_argument("--out", required=True, help="output PNG; with several images an index suffix is added")
+    image.add_argument(
+        "--upscale",
+        type=_upscale,
+        default="auto",
+        help="enlarge the PNG by this integer factor, nearest neighbour (default auto: small images such as the "
+        f"digits to at least {DISPLAY_SIZE} px; 1 = the raw pixels)",
+    )
+    image.add_argument(
+        "--save-raw", action="store_true", help="also write the raw pixels next to an enlarged PNG, as NAME.raw.png"
+    )
 
     text = kinds.add_parser(
         "text",
@@ -294,8 +327,11 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
     if state.is_main_process:
         for index, image in sorted(gathered, key=lambda item: item[0]):
             paths[index].parent.mkdir(parents=True, exist_ok=True)
-            image.save(paths[index])
+            factor = display_factor(max(image.size)) if args.upscale == "auto" else int(args.upscale)
+            enlarge(image, factor).save(paths[index])
             print(paths[index])
+            if args.save_raw and factor > 1:
+                image.save(raw_path(paths[index]))
     state.wait_for_everyone()
     return paths
 

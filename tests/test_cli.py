@@ -32,11 +32,25 @@ def test_generate_image_in_process(tmp_path, capsys):
     paths = output_paths(str(tmp_path / "d.png"), 4)
     assert [p.name for p in paths] == ["d_000.png", "d_001.png", "d_002.png", "d_003.png"]
     images = _pixels(paths)
-    assert all(image.shape == (16, 16, 3) for image in images)
+    assert all(image.shape == (256, 256, 3) for image in images)  # 16x16 digits enlarged 16x by default
     assert not np.array_equal(images[0], images[2])  # different seeds
     assert capsys.readouterr().out.split() == [str(p) for p in paths]
     assert main([*IMAGE_ARGS[:-2], "--num-images", "1", "--out", str(tmp_path / "one.png")]) == 0
     assert (tmp_path / "one.png").is_file()
+
+
+def test_upscale_keeps_the_raw_pixels(tmp_path):
+    argv = ["generate", "image", "--digit", "5", "--steps", "3", "--device", "cpu"]
+    assert main([*argv, "--upscale", "1", "--out", str(tmp_path / "raw.png")]) == 0
+    assert main([*argv, "--upscale", "3", "--save-raw", "--out", str(tmp_path / "big.png")]) == 0
+    assert main([*argv, "--save-raw", "--out", str(tmp_path / "auto.png")]) == 0
+    raw = np.asarray(Image.open(tmp_path / "raw.png"))
+    big, auto = np.asarray(Image.open(tmp_path / "big.png")), np.asarray(Image.open(tmp_path / "auto.png"))
+    assert raw.shape == (16, 16, 3) and big.shape == (48, 48, 3) and auto.shape == (256, 256, 3)
+    assert np.array_equal(big[::3, ::3], raw) and np.array_equal(auto[::16, ::16], raw)  # blocks of one raw pixel
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "big.raw.png")), raw)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto.raw.png")), raw)
+    assert not (tmp_path / "raw.raw.png").exists()  # nothing to keep when the PNG is the raw image
 
 
 def test_two_accelerate_processes_equal_one(tmp_path):
@@ -72,7 +86,17 @@ def test_bad_image_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
     assert err.startswith("inertia: error:") and message in err and "\n" not in err
 
 
-@pytest.mark.parametrize("argv", [["--digit", "12"], ["--steps", "0"], ["--scale", "-1"], ["--num-images", "x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--digit", "12"],
+        ["--steps", "0"],
+        ["--scale", "-1"],
+        ["--num-images", "x"],
+        ["--upscale", "0"],
+        ["--upscale", "x"],
+    ],
+)
 def test_argument_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(["generate", "image", *argv, "--out", "x.png"])

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from inertia.pipelines.display import DISPLAY_SIZE, display_factor, enlarge
+from inertia.pipelines.limits import MAX_BATCH, MAX_SEED, MAX_STEPS
 from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
 
 from .models import ImageModel, ModelStore, UserInputError
@@ -40,13 +42,7 @@ __all__ = [
     "to_display",
 ]
 
-MAX_BATCH = 8
-"""Most images per request."""
-MAX_STEPS = 200
 MAX_SCALE = 30.0
-MAX_SEED = 2**31 - 1
-DISPLAY_SIZE = 256
-"""Small images (the 16x16 digits) are enlarged, nearest neighbour, to at least this many pixels a side."""
 
 PLMS_MOMENTUM = ("ghvb", "hb", "nt")
 """Sampler presets written ``name:r`` with the papers' momentum number r = order − 1 + β."""
@@ -143,14 +139,7 @@ def attention_params(attention: str, extrapolate_beta: float | None, ema_beta: f
 def to_display(images01: torch.Tensor, size: int = DISPLAY_SIZE) -> list[Image.Image]:
     """``(N, 3, H, W)`` images in [0, 1] as PIL images, small ones enlarged nearest-neighbour to >= ``size``."""
     array = (images01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = []
-    for item in array:
-        image = Image.fromarray(item)
-        factor = math.ceil(size / max(image.size)) if max(image.size) < size else 1
-        if factor > 1:
-            image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-        out.append(image)
-    return out
+    return [enlarge(Image.fromarray(item), display_factor(max(item.shape[:2]), size)) for item in array]
 
 
 def strip(images: list[Image.Image], gap: int = 8) -> Image.Image:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from inertia.pipelines.limits import MAX_SEED
 from inertia.pipelines.text_generation import TEXT_METHODS
 
 from .models import ModelStore, TextModel, UserInputError
@@ -27,7 +28,6 @@ REPEAT_LABEL = "repeat"
 """HighlightedText label of the words inside a repeated n-gram."""
 MAX_NEW_TOKENS = 256
 MAX_PROMPT_CHARS = 2000
-MAX_SEED = 2**31 - 1
 _PIECES = re.compile(r"\s+|\S+")
 
 
