@@ -13,6 +13,8 @@ the package (``inertia/metrics/classifier_weights/``), so nothing is downloaded.
 
 **Range convention:** every function taking images expects float ``(N, 3, 16, 16)`` (``(N, 3, H, W)`` for
 :func:`colour_stats`) tensors in **[0, 1]**, NCHW, i.e. what ``DigitsPipeline(..., output_type="pt")`` returns.
+Larger square images whose side is a multiple of 16 (the 32x32 model's) are area-downsampled to 16x16 first, so the
+classifier and FD-digits judge every model at the resolution they were trained on.
 Data in [-1, 1] (the diffusion convention of :mod:`inertia.training.digits_data`) must be converted first with
 :func:`inertia.training.digits_data.to_unit_range`; values outside [0, 1] by more than :data:`RANGE_TOLERANCE` raise
 ``ValueError`` (values within the tolerance are clamped).
@@ -210,12 +212,15 @@ def _check_images(images01: torch.Tensor, name: str = "images01", fixed_size: bo
         raise ValueError(f"`{name}` must be a torch.Tensor of shape (N, 3, H, W) in [0, 1], got {type(images01)}.")
     if not images01.is_floating_point():
         raise ValueError(f"`{name}` must be a floating-point tensor in [0, 1], got dtype {images01.dtype}.")
-    size = f"{RESOLUTION}, {RESOLUTION}" if fixed_size else "H, W"
+    size = f"{RESOLUTION}·k, {RESOLUTION}·k" if fixed_size else "H, W"
     shape = tuple(images01.shape)
     if images01.ndim != 4 or shape[1] != 3 or shape[0] < 1 or shape[2] < 1 or shape[3] < 1:
         raise ValueError(f"`{name}` must have shape (N >= 1, 3, {size}), got {shape}.")
-    if fixed_size and shape[2:] != (RESOLUTION, RESOLUTION):
-        raise ValueError(f"`{name}` must have shape (N, 3, {size}), got {shape}.")
+    if fixed_size and (shape[2] != shape[3] or shape[2] % RESOLUTION):
+        raise ValueError(
+            f"`{name}` must have shape (N, 3, {size}) (square, a multiple of {RESOLUTION}: 16x16, 32x32, ...), got "
+            f"{shape}."
+        )
     x = images01.detach()
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"`{name}` must be finite (values in [0, 1]), got NaN or inf.")
@@ -225,7 +230,10 @@ def _check_images(images01: torch.Tensor, name: str = "images01", fixed_size: bo
             f"`{name}` must be in [0, 1] (tolerance {RANGE_TOLERANCE}), got values in [{lo:.4g}, {hi:.4g}]; "
             "convert [-1, 1] images with inertia.training.digits_data.to_unit_range."
         )
-    return x.clamp(0, 1)
+    x = x.clamp(0, 1)
+    if fixed_size and shape[2] != RESOLUTION:  # larger images are judged at the classifier's size: area averages
+        x = F.avg_pool2d(x, shape[2] // RESOLUTION)
+    return x
 
 
 def _check_labels(labels: torch.Tensor | Any, n: int) -> torch.Tensor:

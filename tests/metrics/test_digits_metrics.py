@@ -165,7 +165,8 @@ def test_real_colour_stats() -> None:
     ("call", "match"),
     [
         (lambda: predict_digits(torch.rand(2, 1, 16, 16)), r"`images01`.*\(2, 1, 16, 16\)"),
-        (lambda: predict_digits(torch.rand(2, 3, 32, 32)), r"`images01`.*\(2, 3, 32, 32\)"),
+        (lambda: predict_digits(torch.rand(2, 3, 24, 24)), r"`images01`.*a multiple of 16.*\(2, 3, 24, 24\)"),
+        (lambda: predict_digits(torch.rand(2, 3, 32, 16)), r"`images01`.*square.*\(2, 3, 32, 16\)"),
         (lambda: predict_digits(torch.rand(3, 16, 16)), r"`images01`.*shape"),
         (lambda: predict_digits(torch.rand(2, 3, 16, 16) * 2 - 1), r"`images01` must be in \[0, 1\]"),
         (lambda: predict_digits(torch.full((1, 3, 16, 16), float("nan"))), r"`images01` must be finite"),
@@ -198,3 +199,16 @@ def test_values_within_tolerance_are_accepted() -> None:
     x[1, 0, 0, 0] = 1 + 1e-4
     assert predict_digits(x).shape == (2,)
     assert colour_stats(x)["clipped_fraction"] >= 2 / x.numel()
+
+
+def test_32x32_images_are_judged_at_16x16() -> None:
+    # A 32x32 image that is a 16x16 one enlarged 2x (nearest) scores exactly like it: area averaging undoes it.
+    from inertia.metrics.digits import class_accuracy, fd_digits, predict_digits
+
+    torch.manual_seed(0)
+    small = torch.rand(40, 3, 16, 16)
+    large = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    labels = torch.arange(40) % 10
+    assert torch.equal(predict_digits(large), predict_digits(small))
+    assert class_accuracy(large, labels) == class_accuracy(small, labels)
+    assert fd_digits(large) == pytest.approx(fd_digits(small), rel=1e-6)
