@@ -1,0 +1,193 @@
+"""FDM vs VP training study with several seeds per arm: how many steps FDM needs to reach VP's final FD-digits.
+
+The Fast Diffusion Model paper (Wu et al., arXiv 2306.06991) reports that momentum-based training reaches a baseline's
+quality in about half the steps; an independent study found about 0.6x. This study trains both arms on the embedded
+digits data with ``inertia-train`` (same model, data, batch, learning rate and evaluation grid; only the
+preconditioning differs) for ``--seeds`` seeds each, then reports, per seed, the first evaluation step at which the
+FDM run's FD-digits is at or below the VP run's final FD-digits, divided by the VP run's final step, with the mean and
+spread over seeds, and draws the training curves (median and range over seeds).
+
+Two sub-commands::
+
+    python -m benchmarks.fdm_study train --root runs/fdm-study [--seeds 0 1 2] [--max-steps 6000] [--resolution 32]
+    python -m benchmarks.fdm_study report --root runs/fdm-study [--out benchmarks/out]
+
+``train`` runs the 2 x seeds trainings one after the other, each with ``--resume latest``: stopping and rerunning the
+same command continues where it stopped (checkpoints every ``--checkpoint-every`` steps). On a GPU add ``--device
+cuda`` (the default trains on the CPU). ``report`` reads every run's ``log.jsonl`` and writes ``fdm_study.md``,
+``fdm_study.json`` and ``benchmarks/figures/fdm_study.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ARMS = ("vp", "fdm")
+"""The two preconditionings compared (the baseline first)."""
+FIGURE = Path(__file__).resolve().parent / "figures" / "fdm_study.png"
+
+
+def run_dir(root: Path, arm: str, seed: int) -> Path:
+    """Where one training run of the study lives."""
+    return root / f"{arm}-seed{seed}"
+
+
+def train_command(args: argparse.Namespace, arm: str, seed: int) -> list[str]:
+    """The ``inertia-train`` command line of one run (identical for both arms except the preconditioning)."""
+    command = [sys.executable, "-m", "inertia.training.train", "--preconditioning", arm, "--seed", str(seed)]
+    command += ["--model-size", args.model_size, "--resolution", str(args.resolution), "--batch-size", "64"]
+    command += ["--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every)]
+    command += ["--checkpoint-every", str(args.checkpoint_every), "--checkpoints-total-limit", "2"]
+    command += ["--eval-images-per-digit", str(args.eval_images_per_digit), "--no-progress-bar"]
+    command += ["--output-dir", str(run_dir(args.root, arm, seed)), "--resume", "latest"]
+    return command + (["--cpu"] if args.device == "cpu" else [])
+
+
+def evaluations(run: Path) -> list[tuple[int, float, float]]:
+    """``(step, FD-digits, class accuracy)`` of every logged evaluation of a run, by step."""
+    rows = []
+    log = run / "log.jsonl"
+    if not log.is_file():
+        return rows
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        metrics = record.get("eval") or {}
+        if "fd_digits" in metrics:
+            rows.append(
+                (int(record["step"]), float(metrics["fd_digits"]), float(metrics.get("class_accuracy", "nan")))
+            )
+    return sorted(rows)
+
+
+def steps_to_match(baseline: list[tuple[int, float, float]], other: list[tuple[int, float, float]]) -> dict[str, Any]:
+    """When ``other`` first reaches ``baseline``'s final FD-digits (on the shared evaluation grid)."""
+    final_step, target, _ = baseline[-1]
+    reached = next((step for step, fd, _ in other if fd <= target), None)
+    return {
+        "baseline_final_step": final_step,
+        "baseline_final_fd": target,
+        "step": reached,
+        "ratio": None if reached is None else reached / final_step,
+    }
+
+
+def summarise(root: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    """Per-seed ratios and their mean, standard deviation, minimum and maximum."""
+    per_seed = {}
+    for seed in seeds:
+        curves = {arm: evaluations(run_dir(root, arm, seed)) for arm in ARMS}
+        if all(curves.values()):
+            per_seed[seed] = {"curves": curves, **steps_to_match(curves["vp"], curves["fdm"])}
+    ratios = [r["ratio"] for r in per_seed.values() if r["ratio"] is not None]
+    summary: dict[str, Any] = {"seeds": per_seed, "ratios": ratios, "not_reached": len(per_seed) - len(ratios)}
+    if ratios:
+        summary.update(
+            mean=statistics.mean(ratios),
+            std=statistics.stdev(ratios) if len(ratios) > 1 else math.nan,
+            min=min(ratios),
+            max=max(ratios),
+        )
+    return summary
+
+
+def report(summary: dict[str, Any]) -> str:
+    """The Markdown table of the study."""
+    lines = [
+        "| seed | VP final step | VP final FD | FDM reaches it at step | ratio | FDM final FD | VP / FDM final accuracy |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for seed, r in summary["seeds"].items():
+        vp, fdm = r["curves"]["vp"][-1], r["curves"]["fdm"][-1]
+        reached = "not reached" if r["step"] is None else str(r["step"])
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(
+            f"| {seed} | {r['baseline_final_step']} | {r['baseline_final_fd']:.3f} | {reached} | {ratio} | "
+            f"{fdm[1]:.3f} | {vp[2]:.3f} / {fdm[2]:.3f} |"
+        )
+    if summary["ratios"]:
+        lines += [
+            "",
+            f"Steps for FDM to reach VP's final FD-digits: mean **{summary['mean']:.2f}x** over "
+            f"{len(summary['ratios'])} seeds (std {summary['std']:.2f}, range {summary['min']:.2f}-{summary['max']:.2f})"
+            + (f"; not reached in {summary['not_reached']} seed(s)" if summary["not_reached"] else "")
+            + ".",
+        ]
+    elif summary["seeds"]:
+        lines += ["", "FDM never reached VP's final FD-digits in this budget."]
+    return "\n".join(lines) + "\n"
+
+
+def figure(summary: dict[str, Any], path: Path = FIGURE) -> Path:
+    """FD-digits vs steps for both arms: the median over seeds, with the range as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for arm, colour in zip(ARMS, ("tab:blue", "tab:orange"), strict=True):
+        curves = [r["curves"][arm] for r in summary["seeds"].values()]
+        steps = sorted(set.intersection(*({s for s, _, _ in c} for c in curves))) if curves else []
+        by_step = [[fd for c in curves for s, fd, _ in c if s == step] for step in steps]
+        axis.plot(steps, [statistics.median(v) for v in by_step], color=colour, label=f"{arm.upper()} (median)")
+        axis.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], color=colour, alpha=0.2)
+    axis.set(xlabel="training step", ylabel="FD-digits (lower is better)", yscale="log")
+    axis.set_title(f"FDM vs VP, {len(summary['seeds'])} seeds per arm (band: range over seeds)")
+    axis.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "report"):
+        p = sub.add_parser(name)
+        p.add_argument("--root", type=Path, default=Path("runs/fdm-study"))
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p_train = sub.choices["train"]
+    p_train.add_argument("--max-steps", type=int, default=6000)
+    p_train.add_argument("--eval-every", type=int, default=250)
+    p_train.add_argument("--checkpoint-every", type=int, default=250)
+    p_train.add_argument("--eval-images-per-digit", type=int, default=20)
+    p_train.add_argument("--resolution", type=int, choices=(16, 32), default=32)
+    p_train.add_argument("--model-size", default="small-32")
+    p_train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    sub.choices["report"].add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) < 1 or min(args.seeds) < 0:
+        parser.error(f"--seeds must be integers >= 0, got {args.seeds}")
+    if args.command == "train":
+        if args.max_steps < args.eval_every or args.eval_every < 1:
+            parser.error(f"--eval-every must be in [1, --max-steps], got {args.eval_every} and {args.max_steps}")
+        for seed in args.seeds:
+            for arm in ARMS:
+                print(" ".join(train_command(args, arm, seed)), flush=True)
+                subprocess.run(train_command(args, arm, seed), check=True)
+        return 0
+    summary = summarise(args.root, args.seeds)
+    if not summary["seeds"]:
+        print(f"fdm_study: no finished pair of runs under {args.root}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = report(summary)
+    (args.out / "fdm_study.md").write_text(text)
+    (args.out / "fdm_study.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(text)
+    print(f"figure: {figure(summary)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
