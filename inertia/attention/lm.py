@@ -1,0 +1,224 @@
+"""Momentum attention for language models (Dai et al.) as a transformers attention implementation.
+
+Not to be confused with :func:`inertia.attention.apply_momentum_attention`, which is momentum across the denoising
+steps of a diffusion model. This one is the paper's in-context momentum (arXiv 2212.10559, §5): every attention layer
+returns SDPA's output plus λ·Σ_{i<t} η^(t-i) v_i (:mod:`inertia.attention.value_ema`).
+
+It is registered with transformers' ``AttentionInterface`` (and ``AttentionMaskInterface``, so that padding masks
+are built as for SDPA) under :data:`LM_MOMENTUM_ATTENTION` when this module is imported. Its parameters live in
+``model.config.momentum_attention`` (a dict: ``eta``, ``scale``, and optionally ``normalized``, ``window``,
+``layers``), so they survive ``save_pretrained`` / ``from_pretrained``. Setting that dict and calling
+``model.set_attn_implementation(LM_MOMENTUM_ATTENTION)`` is all it takes; :func:`enable_lm_momentum_attention`
+does both, with validation, and :func:`disable_lm_momentum_attention` switches back.
+
+Works for every causal LM whose attention goes through the interface (Llama, Qwen2/3, Mistral, Gemma, GPT-2, ...),
+with ``generate()`` and dynamic or static caches, left padding, batches and grouped-query attention: the term is
+computed from the cached values with the mask each query sees, so it needs no state of its own.
+
+Example:
+    >>> import torch
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
+    >>> _ = torch.manual_seed(0)
+    >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    ...                                      num_attention_heads=2, num_key_value_heads=1)).eval()
+    >>> ids = torch.tensor([[3, 4, 5, 6]])
+    >>> plain = model(ids).logits
+    >>> enable_lm_momentum_attention(model, eta=0.0)    # eta 0: exactly SDPA
+    >>> bool(torch.equal(model(ids).logits, plain))
+    True
+    >>> enable_lm_momentum_attention(model, eta=0.1)
+    >>> model.config.momentum_attention["eta"], bool(torch.equal(model(ids).logits, plain))
+    (0.1, False)
+    >>> disable_lm_momentum_attention(model)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from .value_ema import query_positions_from_mask, value_momentum
+
+__all__ = [
+    "LM_MOMENTUM_ATTENTION",
+    "LMMomentumAttention",
+    "disable_lm_momentum_attention",
+    "enable_lm_momentum_attention",
+    "lm_momentum_attention_forward",
+]
+
+LM_MOMENTUM_ATTENTION = "inertia_lm_momentum"
+"""The ``attn_implementation`` name of Dai et al.'s momentum attention."""
+
+CONFIG_KEY = "momentum_attention"
+"""The attribute of the model config that holds the parameters."""
+
+
+@dataclass(frozen=True)
+class LMMomentumAttention:
+    """Parameters of Dai et al.'s momentum attention, as stored in ``model.config.momentum_attention``.
+
+    Attributes:
+        eta: η in [0, 1), the decay of the EMA over earlier values (0: plain attention, exactly).
+        scale: λ ≥ 0, the weight of the added term (1: the paper's form; 0: plain attention, exactly).
+        normalized: divide the EMA by Σ η^(t-i) (a weighted mean of the values) instead of the paper's sum.
+        window: keep only the ``window`` most recent earlier values (None: all). The dropped part is at most
+            max|v|·η^(window+1)/(1-η) per coordinate.
+        layers: indices of the layers that use it (None: all).
+
+    Example:
+        >>> LMMomentumAttention.from_dict({"eta": 0.05, "scale": 0.1}).scale
+        0.1
+        >>> LMMomentumAttention(eta=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: `eta` must be a number in [0, 1), got 1.5.
+    """
+
+    eta: float = 0.0
+    scale: float = 1.0
+    normalized: bool = False
+    window: int | None = None
+    layers: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        def number(value: Any) -> bool:
+            return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+        if not number(self.eta) or not 0.0 <= self.eta < 1.0:
+            raise ValueError(f"`eta` must be a number in [0, 1), got {self.eta!r}.")
+        if not number(self.scale) or self.scale < 0:
+            raise ValueError(f"`scale` must be a finite number >= 0, got {self.scale!r}.")
+        if not isinstance(self.normalized, bool):
+            raise ValueError(f"`normalized` must be True or False, got {self.normalized!r}.")
+        if (self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int))) or (
+            isinstance(self.window, int) and self.window < 1
+        ):
+            raise ValueError(f"`window` must be None or an integer >= 1, got {self.window!r}.")
+        if self.layers is not None:
+            layers = tuple(self.layers)
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
+                raise ValueError(f"`layers` must be None or integers >= 0, got {self.layers!r}.")
+            object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "eta", float(self.eta))
+        object.__setattr__(self, "scale", float(self.scale))
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the added term is exactly zero (η = 0 or λ = 0)."""
+        return self.eta == 0.0 or self.scale == 0.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LMMomentumAttention:
+        """From ``model.config.momentum_attention``; unknown keys raise ``ValueError``."""
+        if not isinstance(values, dict):
+            raise ValueError(f"`config.{CONFIG_KEY}` must be a dict, got {type(values).__name__}.")
+        unknown = sorted(set(values) - {"eta", "scale", "normalized", "window", "layers"})
+        if unknown:
+            raise ValueError(f"`config.{CONFIG_KEY}` has unknown keys {unknown}.")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-friendly dict stored in the config."""
+        out = asdict(self)
+        out["layers"] = None if self.layers is None else list(self.layers)
+        return out
+
+
+_PARSED: dict[int, tuple[Any, LMMomentumAttention]] = {}
+
+
+def _parameters(module: torch.nn.Module) -> LMMomentumAttention:
+    config = getattr(module, "config", None)
+    values = getattr(config, CONFIG_KEY, None) if config is not None else None
+    if values is None:
+        raise ValueError(
+            f"attn_implementation={LM_MOMENTUM_ATTENTION!r} needs `model.config.{CONFIG_KEY}` (a dict with at least "
+            "`eta` and `scale`); use inertia.attention.lm.enable_lm_momentum_attention(model, eta=...)."
+        )
+    cached = _PARSED.get(id(values))
+    if cached is not None and cached[0] is values:
+        return cached[1]
+    parsed = LMMomentumAttention.from_dict(dict(values))
+    _PARSED[id(values)] = (values, parsed)
+    return parsed
+
+
+def _visible(attention_mask: torch.Tensor | None, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:
+    """The boolean ``[B, (H,) S_q, S_k]`` visibility of the keys, or None for SDPA's mask-free causal cases."""
+    if attention_mask is None:
+        return None
+    mask = attention_mask if attention_mask.dtype == torch.bool else attention_mask > torch.finfo(query.dtype).min / 2
+    mask = mask[..., : key.shape[-2]]
+    return mask.expand(query.shape[0], -1, -1, -1)
+
+
+def lm_momentum_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """SDPA plus λ·Σ_{i<t} η^(t-i) v_i (the transformers attention-function signature).
+
+    ``query`` is ``[B, H, S_q, D]``, ``key``/``value`` ``[B, H_kv, S_k, D]`` (cache included); returns
+    ``([B, S_q, H, D], None)`` like SDPA. Layers outside ``layers``, and η = 0 or λ = 0, return SDPA's output as is.
+    """
+    output, weights = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    params = _parameters(module)
+    layer = getattr(module, "layer_idx", None)
+    if params.is_identity or (params.layers is not None and layer not in params.layers):
+        return output, weights
+    q_len, k_len = query.shape[2], key.shape[2]
+    visible = _visible(attention_mask, query, key)
+    if visible is not None:
+        positions = query_positions_from_mask(visible if visible.dim() == 3 else visible[:, 0])
+    elif q_len > 1 and k_len > q_len:  # SDPA's mask-free prefill into an empty static cache: keys from slot 0
+        positions = torch.arange(q_len, device=query.device).expand(query.shape[0], -1)
+        visible = (torch.arange(k_len, device=query.device) < q_len).expand(query.shape[0], q_len, -1)
+    else:  # no padding: the queries are the last q_len keys
+        positions = torch.arange(k_len - q_len, k_len, device=query.device).expand(query.shape[0], -1)
+    term = value_momentum(
+        value, positions, params.eta, params.scale, visible, params.normalized, params.window
+    )  # [B, H_kv, S_q, D]: the weights do not depend on the query, so groups share it
+    heads = query.shape[1]
+    if term.shape[1] != heads:
+        term = term.repeat_interleave(heads // term.shape[1], dim=1)
+    return output + term.transpose(1, 2).to(output.dtype), weights
+
+
+AttentionInterface.register(LM_MOMENTUM_ATTENTION, lm_momentum_attention_forward)
+AttentionMaskInterface.register(LM_MOMENTUM_ATTENTION, sdpa_mask)  # padding masks as for SDPA
+
+
+def enable_lm_momentum_attention(
+    model: Any,
+    eta: float,
+    scale: float = 1.0,
+    normalized: bool = False,
+    window: int | None = None,
+    layers: tuple[int, ...] | list[int] | None = None,
+) -> None:
+    """Stores the parameters in ``model.config.momentum_attention`` and switches the model to this implementation.
+
+    Raises:
+        ValueError: an invalid parameter (before anything changes).
+    """
+    params = LMMomentumAttention(eta, scale, normalized, window, None if layers is None else tuple(layers))
+    setattr(model.config, CONFIG_KEY, params.to_dict())
+    model.set_attn_implementation(LM_MOMENTUM_ATTENTION)
+
+
+def disable_lm_momentum_attention(model: Any, implementation: str = "sdpa") -> None:
+    """Switches the model back to ``implementation`` and removes the parameters from its config."""
+    model.set_attn_implementation(implementation)
+    if hasattr(model.config, CONFIG_KEY):
+        delattr(model.config, CONFIG_KEY)
