@@ -7,6 +7,7 @@ Examples::
     inertia generate image --digit 0 1 2 --num-images 6 --out digits.png       # digits_000.png ... digits_005.png
     accelerate launch --num_processes 2 -m inertia.cli generate image --digit 3 --num-images 8 --out three.png
     inertia generate text --method momentum --prompt "The history of the lighthouse" --max-new-tokens 64
+    inertia generate text --attention momentum:0.05 --prompt "The history of the lighthouse"   # Dai et al.
     inertia bench guidance --quick
 
 Bad input exits with status 2 and a one-line message, before any model is loaded (``--help`` and argument errors
@@ -50,7 +51,15 @@ BENCH_SUITES = {
 
 
 class CliError(ValueError):
-    """A user error: printed as one line, exit status 2."""
+    """A user error: printed as one line, exit status 2.
+
+    Example:
+        >>> try:
+        ...     output_paths("seven.jpg", 1)
+        ... except CliError as err:
+        ...     print(err)
+        --out must be a .png path, got 'seven.jpg'
+    """
 
 
 def _positive(name: str):
@@ -208,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--prompt", required=True)
     text.add_argument("--method", default="momentum")
     text.add_argument("--max-new-tokens", type=_positive("--max-new-tokens"), default=64)
+    text.add_argument(
+        "--attention",
+        default="off",
+        help="off, or momentum / momentum:ETA for Dai et al.'s momentum attention (experimental; default off)",
+    )
     text.add_argument("--param", type=_param, action="append", default=[], help="method parameter name=value")
     text.add_argument("--seed", type=_bounded("--seed", 0, MAX_SEED), default=0)
     text.add_argument("--device", default=None)
@@ -286,14 +300,16 @@ def check_image_args(args: argparse.Namespace) -> None:
 
 def check_text_args(args: argparse.Namespace) -> dict[str, Any]:
     """Every check of ``generate text`` that needs no model; returns the method's parameters."""
-    from inertia.pipelines.text_generation import generation_kwargs
+    from inertia.attention.lm_config import parse_lm_attention
+    from inertia.pipelines.text_generation import check_method
 
     check_device_name(args.device)
     check_text_model_name(args.model)
     if not args.prompt.strip():
         raise CliError("--prompt must not be empty")
     params = dict(args.param)
-    generation_kwargs(args.method, **params)  # names, values and ranges
+    check_method(args.method, **params)  # names, values and ranges
+    parse_lm_attention(args.attention)
     return params
 
 
@@ -355,6 +371,7 @@ def generate_text_cli(args: argparse.Namespace) -> str:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         streamer=streamer,
+        attention=args.attention,
         **params,
     )
     return text

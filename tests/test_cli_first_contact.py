@@ -39,6 +39,8 @@ TEXT_ERRORS = [
     (["--prompt", "Hi", "--method", "no_repeat_ngram", "--param", "n=0"], "`n` must be an integer >= 1"),
     (["--prompt", "Hi", "--param", "beta=1"], "takes the parameters ['alpha', 'top_k'], got ['beta']"),
     (["--prompt", "Hi", "--model", "./no/such/model"], "`name_or_path`='./no/such/model' does not exist"),
+    (["--prompt", "Hi", "--attention", "warp"], "`attention`='warp' is not a text-attention preset"),
+    (["--prompt", "Hi", "--attention", "momentum:2"], "`eta` must be a number in [0, 1), got 2.0"),
 ]
 
 

@@ -14,6 +14,7 @@ import math
 import numbers
 from typing import Any
 
+from inertia.attention.lm_config import parse_lm_attention
 from inertia.decoders.validation import validate_alpha, validate_penalty_alpha, validate_top_k
 
 TEXT_METHODS: dict[str, dict[str, Any]] = {
@@ -31,12 +32,12 @@ SAMPLING_METHODS = ("nucleus", "top_k")
 """Methods that sample (seeded by ``seed``)."""
 
 
-def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
-    """The ``model.generate`` keyword arguments of ``method`` with ``params`` overriding its defaults.
+def check_method(method: str, **params: Any) -> dict[str, Any]:
+    """The parameters of ``method`` (its defaults overridden by ``params``), checked; imports nothing heavy.
 
     Raises:
         ValueError: an unknown method (the message lists them), a parameter the method does not take, or a value
-            out of its range. Nothing heavy is imported before these checks.
+            out of its range.
     """
     if method not in TEXT_METHODS:
         raise ValueError(f"`method` must be one of {', '.join(sorted(TEXT_METHODS))}, got {method!r}.")
@@ -46,6 +47,16 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
         raise ValueError(f"`method`={method!r} takes the parameters {valid}, got {unknown}.")
     p = {**TEXT_METHODS[method], **params}
     _check_values(method, p)
+    return p
+
+
+def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
+    """The ``model.generate`` keyword arguments of ``method`` with ``params`` overriding its defaults.
+
+    Raises:
+        ValueError: as :func:`check_method`, before anything heavy is imported.
+    """
+    p = check_method(method, **params)
     if method == "greedy":
         return {"do_sample": False}
     if method == "momentum":
@@ -93,6 +104,7 @@ def generate_text(
     max_new_tokens: int = 64,
     seed: int = 0,
     streamer: Any = None,
+    attention: str = "off",
     **params: Any,
 ) -> str | list[str]:
     """Continues ``prompt`` (a string or a batch of them) with a decoding method chosen by name.
@@ -104,6 +116,8 @@ def generate_text(
         max_new_tokens: new tokens per prompt, >= 1.
         seed: seeds the sampling methods, so a call is repeatable.
         streamer: a transformers streamer receiving the tokens as they are generated (batch of one only).
+        attention: ``"off"``, or ``"momentum"`` / ``"momentum:<eta>"`` for Dai et al.'s momentum attention during this
+            call only (:mod:`inertia.attention.lm`; the model is restored afterwards). Experimental: see docs/.
         **params: the method's parameters (:data:`TEXT_METHODS`), e.g. ``alpha=0.2, top_k=5`` for momentum.
 
     Returns:
@@ -119,6 +133,9 @@ def generate_text(
         raise ValueError(f"`max_new_tokens` must be an int >= 1, got {max_new_tokens!r}.")
     import torch
 
+    from inertia.attention.lm import lm_momentum_attention
+
+    momentum = parse_lm_attention(attention)
     kwargs = generation_kwargs(method, **params)
     if streamer is not None:
         if len(prompts) != 1:
@@ -129,7 +146,7 @@ def generate_text(
     inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
     if method in SAMPLING_METHODS:
         torch.manual_seed(seed)
-    with torch.no_grad():
+    with torch.no_grad(), lm_momentum_attention(model, momentum):
         out = model.generate(
             **inputs, max_new_tokens=int(max_new_tokens), pad_token_id=tokenizer.pad_token_id, **kwargs
         )
