@@ -26,6 +26,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "guidance": ("benchmarks.bench_guidance", True),
     "attention": ("benchmarks.bench_attention", True),
     "decoding": ("benchmarks.bench_decoding", False),
+    "lm-attention": ("benchmarks.bench_lm_attention", False),
     "ui": ("benchmarks.bench_ui", True),
 }
 """Every suite ``run_all`` runs, in order."""

@@ -44,6 +44,7 @@ BENCH_SUITES = {
     "guidance": "benchmarks.bench_guidance",
     "decoding": "benchmarks.bench_decoding",
     "attention": "benchmarks.bench_attention",
+    "lm-attention": "benchmarks.bench_lm_attention",
     "ui": "benchmarks.bench_ui",
     "all": "benchmarks.run_all",
 }
