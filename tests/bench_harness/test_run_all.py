@@ -38,7 +38,10 @@ def test_unknown_suites_are_refused(only: str, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_all.main(["--only", only])
     assert exit_info.value.code == 2
-    assert "--only takes names from samplers, overhead, guidance, attention, decoding, lm-attention, ui" in capsys.readouterr().err
+    assert (
+        "--only takes names from samplers, overhead, guidance, attention, decoding, lm-attention, ui"
+        in capsys.readouterr().err
+    )
 
 
 def test_quick_overhead_runs_for_real(tmp_path: Path):
