@@ -20,7 +20,7 @@ default on CUDA) instead times whole ``StableDiffusionPipeline`` calls, interlea
 **Quality.** The embedded digits model (`load_digits_pipeline`), DPM-Solver++(2M), 20 steps, guidance 3,
 ``images_per_digit`` x 10 digits from seed 0. Error against full computation (RMSE of the final images in [0, 1],
 paired by initial noise), FD-digits and class accuracy for each rule and schedule, and for the experimental ``ema``
-(spec C.2's ``smooth`` proposal: β = 0.2 for the middle 20-80 % of steps) and ``heavy_ball``. A second full run from
+(our untested ``smooth`` proposal: β = 0.2 for the middle 20-80 % of steps) and ``heavy_ball``. A second full run from
 seed 1 gives the seed-to-seed FD spread, the yardstick for "measurably improves FD-digits".
 
 Writes ``attention.json``, ``attention.md`` and the figures ``attention_tradeoff.png`` and ``attention_samples.png``

@@ -20,7 +20,7 @@ Usage::
     python -m benchmarks.bench_samplers --quick    # smoke test (< 30 s)
 
 Outputs (``--out``, default ``benchmarks/out/``): ``samplers.json``, ``samplers.csv``, ``samplers.md`` (also printed)
-and ``samplers_rmse.png``; the full run copies the plot to ``benchmarks/figures/samplers_rmse.png``. The quick run
+and ``samplers_rmse.png``; the full run copies the plot to ``docs/figures/samplers_rmse.png``. The quick run
 writes ``*_quick.*`` files and leaves the committed figure alone.
 
 This module holds the run loop and the CLI; the solver catalogue and grids are in :mod:`benchmarks.sampler_grid`,
@@ -82,7 +82,7 @@ __all__ = [
     "run_benchmark",
 ]
 
-FIGURE_PATH = Path(__file__).resolve().parent / "figures" / "samplers_rmse.png"
+FIGURE_PATH = Path(__file__).resolve().parents[1] / "docs" / "figures" / "samplers_rmse.png"
 
 #: Per-sample RMSE above which a sample counts as "ended on a different data point" (the median distance between
 #: two points of a class is ~0.9, the median nearest-neighbour distance ~0.03).
@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--guidance", type=_floats, default=None, help="comma-separated guidance scales")
     parser.add_argument("--batch", type=int, default=None, help="number of samples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: tiny matmuls)")
-    parser.add_argument("--no-figure-copy", action="store_true", help="do not copy the plot to benchmarks/figures")
+    parser.add_argument("--no-figure-copy", action="store_true", help="do not copy the plot to docs/figures")
     args = parser.parse_args(argv)
 
     previous_threads = torch.get_num_threads()

@@ -15,7 +15,7 @@ Two sub-commands::
 ``train`` runs the 2 x seeds trainings one after the other, each with ``--resume latest``: stopping and rerunning the
 same command continues where it stopped (checkpoints every ``--checkpoint-every`` steps). On a GPU add ``--device
 cuda`` (the default trains on the CPU). ``report`` reads every run's ``log.jsonl`` and writes ``fdm_study.md``,
-``fdm_study.json`` and ``benchmarks/figures/fdm_study.png``.
+``fdm_study.json`` and ``docs/figures/fdm_study.png`` (the documentation site shows what BENCHMARKS.md links there).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 ARMS = ("vp", "fdm")
 """The two preconditionings compared (the baseline first)."""
-FIGURE = Path(__file__).resolve().parent / "figures" / "fdm_study.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "fdm_study.png"
 
 
 def run_dir(root: Path, arm: str, seed: int) -> Path:

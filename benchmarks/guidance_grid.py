@@ -7,14 +7,14 @@ The sampling loop, metrics, target checks, sweep and CLI are in :mod:`benchmarks
 Hyperparameters, chosen on the tuning seeds (``--tune``, seed 1) before the reported run (seed 0):
 
 - APG: η = 0 and β = −0.5 (the paper's SDXL setting). The norm threshold r is in x0 units and unnormalised over
-  C·H·W, so SDXL's r = 15 (4x128x128 latents) never clips the digits' 3x16x16 pixels (‖Δ‖ ≤ ~5.3). The spec's
-  resolution-robust rule (§1.3, same per-element RMS bound) maps SDXL's r to 1.62 and the paper's ablated EDM2 value
-  (r = 2.5 on 4x64x64) to 0.54. A halving sweep at the target w = 15 (NFE 10 and 20) picked r = 0.2: the lowest FD
-  among the values keeping accuracy >= CFG's and saturation within 10% of real (r = 0.1 loses accuracy). r is tied
-  to the operating w: at w <= 7.5 this r under-guides (lower accuracy than CFG), see BENCHMARKS.md §4.
+  C·H·W, so SDXL's r = 15 (4x128x128 latents) never clips the digits' 3x16x16 pixels (‖Δ‖ ≤ ~5.3). Our
+  resolution-robust rule (same per-element RMS bound, r·√(N/N_SDXL)) maps SDXL's r to 1.62 and the paper's ablated
+  EDM2 value (r = 2.5 on 4x64x64) to 0.54. A halving sweep at the target w = 15 (NFE 10 and 20) picked r = 0.2: the
+  lowest FD among the values keeping accuracy >= CFG's and saturation within 10% of real (r = 0.1 loses accuracy).
+  r is tied to the operating w: at w <= 7.5 this r under-guides (lower accuracy than CFG), see BENCHMARKS.md §4.
 - HiGS: the paper's defaults (α 0.75, t_min 0.4, t_max 1, η 0, R_c 0.05, λ 50) and w_h = 1.75 (the paper's SDXL/SD3
   value and the library default). No swept w_h was best at every w (larger w_h helps more at w <= 3 and hurts more at
-  w >= 15; 1.0, the spec's suggestion for multistep solvers, helps less where HiGS helps), so the default stays.
+  w >= 15; 1.0, our suggestion for multistep solvers, helps less where HiGS helps), so the default stays.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ DIGITS_ELEMENTS = 3 * 16 * 16
 
 
 def rms_scaled_threshold(threshold: float, from_elements: int, to_elements: int) -> float:
-    """The norm threshold with the same per-element RMS bound on a tensor of ``to_elements`` values (spec §1.3).
+    """The norm threshold with the same per-element RMS bound on a tensor of ``to_elements`` values.
 
     The APG norm is unnormalised over C·H·W, so r scales with √N: ``r · √(to / from)``.
 

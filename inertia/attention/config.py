@@ -1,4 +1,4 @@
-"""`MomentumAttention`: the validated, stateless configuration of momentum attention (spec C.2).
+"""`MomentumAttention`: the validated, stateless configuration of momentum attention.
 
 Pure python: no torch or diffusers import. The per-call state lives in :mod:`inertia.attention.session`, the update
 rules in :mod:`inertia.attention.rules`, the diffusers hooks in :mod:`inertia.attention.hooks`.
@@ -21,7 +21,7 @@ SKIP_MODES = ("extrapolate", "first_order")
 """Modes that skip the attention computation on some steps and predict its output instead."""
 
 EXPERIMENTAL_MODES = ("ema", "heavy_ball")
-"""Modes without a measured benefit (see docs/attention.md): they change every step's output and save nothing."""
+"""Modes with no measured benefit (docs/methods/momentum-attention.md): they alter every output and save nothing."""
 
 TARGETS = ("self", "cross")
 """Attention kinds: ``"self"`` (including the joint text-image attention of SD3 / Flux) and ``"cross"``."""
@@ -61,7 +61,7 @@ def _step_index(name: str, value: object) -> int:
 
 @dataclass(frozen=True)
 class MomentumAttention:
-    """Momentum on attention outputs along the denoising trajectory, training-free (spec C.2).
+    """Momentum on attention outputs along the denoising trajectory, training-free.
 
     Each hooked attention module ℓ sees its output ``A_s`` at denoising step ``s`` (``s`` counts the denoiser calls
     of one pipeline call, per CFG context) and, inside ``window``, returns:
@@ -81,8 +81,8 @@ class MomentumAttention:
     attention part ``output − input / rescale_output_factor`` and the current input is added back, so a skipped
     step never replays a stale residual stream.
 
-    All rules are affine combinations with weights summing to one, so they commute with the output projection and
-    can act on the module's output (spec C.2). Memory: per hooked layer and CFG context (and per thread), fp32
+    All rules are affine combinations with weights summing to one, so they commute with the affine output projection
+    (``to_out``) and can act on the module's output. Memory: per hooked layer and CFG context (and per thread), fp32
     buffers the size of the layer's output (both outputs for joint attention): 1 for ``ema``, 2 for the other
     modes. They are freed at the next call, by ``remove_momentum_attention`` or when the window ends (skip modes).
 
@@ -91,7 +91,8 @@ class MomentumAttention:
         beta: β: the EMA weight of the past in [0, 1) (``ema``); the momentum of the velocity in (−1, 1)
             (``heavy_ball``, ``extrapolate``; negative is reverse momentum: for ``extrapolate`` it weights the latest
             slope up and older slopes down, an acceleration-aware extrapolation). Default: 0 (identity) for
-            ``ema``/``heavy_ball``, −0.4 for ``extrapolate`` (chosen on a development split, docs/attention.md).
+            ``ema``/``heavy_ball``, −0.4 for ``extrapolate`` (chosen on a development split,
+            docs/methods/momentum-attention.md).
         lookahead: λ ≥ 0 (``heavy_ball``, ``extrapolate``) or FasterCache's weight ``w`` ≥ 0 (``first_order``).
             Default: 0 (identity) for ``heavy_ball``; ``1 − β`` for ``extrapolate``, which makes the velocity's
             weights sum to one, so outputs that change linearly are predicted exactly; 0.5 for ``first_order``.
@@ -244,7 +245,7 @@ class MomentumAttention:
 
     @property
     def is_experimental(self) -> bool:
-        """True for the modes without a measured benefit (``ema``, ``heavy_ball``; see docs/attention.md)."""
+        """True for ``ema`` and ``heavy_ball``, which have no measured benefit (docs/methods/momentum-attention.md)."""
         return self.mode in EXPERIMENTAL_MODES
 
     def in_window(self, step: int) -> bool:

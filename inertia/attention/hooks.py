@@ -3,9 +3,10 @@
 Host adapter. Built like diffusers' FasterCache and Pyramid Attention Broadcast: a `ModelHook` on every selected
 attention module (``new_forward``: it may skip the module), plus one hook on the denoiser itself that counts the steps
 and detects the start of each pipeline call (see :mod:`inertia.attention.session`). Processors are never replaced, so
-``Attention.forward`` still filters and forwards the user's ``cross_attention_kwargs`` / ``joint_attention_kwargs``
-to whatever processor is set (spec C.2: a generic processor wrapper would drop them). The hooks sit in the same
-``HookRegistry`` chains as other diffusers hooks and remove cleanly.
+``Attention.forward`` still filters the user's ``cross_attention_kwargs`` / ``joint_attention_kwargs`` by the
+processor's signature and forwards them to whatever processor is set (a generic ``*args, **kwargs`` processor
+wrapper would have them dropped). The hooks sit in the same ``HookRegistry`` chains as other diffusers hooks and
+remove cleanly.
 
 CFG contexts: the denoiser hook carries a ``StateManager`` subclass, so diffusers' ``cache_context(name)`` (opened
 by the Flux pipelines around the "cond" and "uncond" calls) reaches it and the state is kept per context name.
@@ -227,7 +228,7 @@ class MomentumAttentionHook(ModelHook):
         return self._filter(trajectory, output, args, kwargs)
 
     def _filter(self, trajectory: Trajectory, output: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """EMA / heavy ball on a computed output (spec C.2)."""
+        """EMA / heavy ball on a computed output."""
         config = self.config
         base = self._base(args, kwargs, output)
         layer, parts, is_tuple = self._record_layer(trajectory, output, base)

@@ -1,10 +1,10 @@
-"""Math core of momentum attention: update rules on one attention layer's output trajectory (spec C.2).
+"""Math core of momentum attention: update rules on one attention layer's output trajectory.
 
 Pure torch, no diffusers import. Let ``A_s`` be an attention module's output at denoising step ``s`` (one tensor of a
 layer, one CFG context). Each rule keeps a small per-tensor state and returns what the layer should output:
 
-* EMA smoothing (C.2): ``M_s = (1−β)·A_s + β·M_{s−1}``, ``M_{−1} = A_0``; returns ``M_s``. β = 0 is the identity.
-* Heavy-ball look-ahead (C.2): ``V_s = μ·V_{s−1} + (A_s − A_{s−1})``, ``V_0 = 0``; returns ``A_s + λ·V_s``.
+* EMA smoothing: ``M_s = (1−β)·A_s + β·M_{s−1}``, ``M_{−1} = A_0``; returns ``M_s``. β = 0 is the identity.
+* Heavy-ball look-ahead: ``V_s = μ·V_{s−1} + (A_s − A_{s−1})``, ``V_0 = 0``; returns ``A_s + λ·V_s``.
   λ = 0 is the identity.
 * Momentum extrapolation (skip-and-extrapolate with a heavy-ball velocity): on each *computed* step ``s`` after the
   previous computed step ``s′``, ``V ← β·V + (A_s − A_{s′})/(s − s′)`` (a heavy-ball velocity in per-step units,
@@ -67,6 +67,15 @@ class TensorState:
         older: first order only: ``X_{s−2}``, the output before ``previous``.
         velocity: heavy ball and extrapolation: ``V`` (None means 0).
         step: extrapolation only: the step index ``s′`` of ``previous``.
+
+    Example:
+        >>> import torch
+        >>> state = TensorState()
+        >>> state.is_empty
+        True
+        >>> _ = heavy_ball_step(state, torch.ones(2), beta=0.5, lookahead=1.0)
+        >>> state.is_empty, state.num_buffers()   # A_0 recorded, no velocity yet
+        (False, 1)
     """
 
     previous: torch.Tensor | None = None
@@ -85,7 +94,7 @@ class TensorState:
 
 
 def ema_step(state: TensorState, attention: torch.Tensor, beta: float) -> torch.Tensor:
-    """One EMA step: returns ``M_s = (1−β)·A_s + β·M_{s−1}`` (spec C.2), ``attention`` itself on the first step.
+    """One EMA step: returns ``M_s = (1−β)·A_s + β·M_{s−1}``, ``attention`` itself on the first step.
 
     Args:
         state: the layer's `TensorState` (updated in place).
@@ -98,14 +107,14 @@ def ema_step(state: TensorState, attention: torch.Tensor, beta: float) -> torch.
     if state.previous is None:
         state.previous = _copy(attention)
         return attention
-    # M_s = (1 − β)·A_s + β·M_{s−1}  (C.2, EMA)
+    # M_s = (1 − β)·A_s + β·M_{s−1}  (EMA)
     mean = attention.to(state.previous.dtype) * (1.0 - beta) + state.previous * beta
     state.previous = mean
     return mean.to(attention.dtype, copy=True)  # a copy: the caller may modify its output in place
 
 
 def heavy_ball_step(state: TensorState, attention: torch.Tensor, beta: float, lookahead: float) -> torch.Tensor:
-    """One heavy-ball look-ahead step: ``V_s = μ·V_{s−1} + (A_s − A_{s−1})``, returns ``A_s + λ·V_s`` (spec C.2).
+    """One heavy-ball look-ahead step: ``V_s = μ·V_{s−1} + (A_s − A_{s−1})``, returns ``A_s + λ·V_s``.
 
     Args:
         state: the layer's `TensorState` (updated in place).
@@ -121,7 +130,7 @@ def heavy_ball_step(state: TensorState, attention: torch.Tensor, beta: float, lo
         state.previous = current
         return attention
     difference = current - state.previous
-    # V_s = μ·V_{s−1} + (A_s − A_{s−1})  (C.2, heavy ball; V_0 = 0)
+    # V_s = μ·V_{s−1} + (A_s − A_{s−1})  (heavy ball; V_0 = 0)
     velocity = difference if state.velocity is None else state.velocity * beta + difference
     state.velocity = velocity
     state.previous = current

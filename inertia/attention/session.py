@@ -52,6 +52,14 @@ class LayerState:
         dtypes: the dtypes of the recorded outputs (predictions are returned in them).
         residual: whether the states hold ``output − input / r`` (a module with a residual connection) rather than
             the output itself.
+
+    Example:
+        >>> layer = LayerState()
+        >>> layer.is_empty
+        True
+        >>> layer.tensors = [TensorState(), None]   # joint attention whose second output is None
+        >>> layer.is_empty, layer.num_buffers()
+        (False, 0)
     """
 
     tensors: list[TensorState | None] = field(default_factory=list)
@@ -72,7 +80,15 @@ class LayerState:
 
 @dataclass
 class Trajectory:
-    """The state of one context in one pipeline call: the current step and every layer's buffers."""
+    """The state of one context in one pipeline call: the current step and every layer's buffers.
+
+    Example:
+        >>> trajectory = Trajectory()
+        >>> trajectory.layer("down.attn1") is trajectory.layer("down.attn1")   # created on first use, then reused
+        True
+        >>> trajectory.num_buffers()
+        0
+    """
 
     step: int = -1
     last_timestep: float | None = None
@@ -107,6 +123,15 @@ class CallTracker:
     Args:
         schedule_source: optional zero-argument callable returning the current ``scheduler.timesteps`` object of the
             pipeline; when given, a new object marks a new call and timesteps are never read on the host.
+
+    Example:
+        >>> timesteps = [object()]                  # stands for the pipeline's ``scheduler.timesteps`` tensor
+        >>> tracker = CallTracker(schedule_source=lambda: timesteps[0])
+        >>> [tracker.begin_forward().step for _ in range(3)]
+        [0, 1, 2]
+        >>> timesteps[0] = object()                 # ``set_timesteps`` at the start of the next call
+        >>> tracker.begin_forward().step, tracker.context_name
+        (0, 'default')
     """
 
     def __init__(self, schedule_source: Callable[[], Any] | None = None) -> None:

@@ -3,14 +3,19 @@
 Pure torch: no transformers import. The method is Lan, Su, Liu, Huang and Mao, *Momentum Decoding: Open-ended Text
 Generation As Graph Exploration* (arXiv 2212.02175). Only the paper's abstract was readable to us, so the algorithm
 follows the authors' code (``gmftbyGMFTBY/MomentumDecoding``: ``find_max_repetition_length`` and
-``ResistanceDecodingNGram``); equation labels (A.3)-(A.5) refer to ``/work/shared/specs/decoding_attention.md``.
+``ResistanceDecodingNGram``). The equation numbers (1)-(3) below are this module's own; the method is explained in
+docs/hosts/transformers.md.
 
 Generation is a walk on a graph whose nodes are token ids and whose edges are the bigrams seen so far (prompt
-included). For a candidate next token ``v`` the *repetition level* ``l(v)`` (A.3) is 0 if ``v`` never occurred,
-otherwise ``1 +`` the length of the longest suffix of the history that was already followed by ``v``, capped at
-``max_ngram``. The selection score (A.4-A.5) over the top-k candidates ``C_k`` is
+included). For a candidate next token ``v`` the *repetition level* ``l(v)`` is
 
-    s(v) = p(v) − α · R(l(v)),   y_t = argmax_{v ∈ C_k} s(v),
+    (1)  l(v) = 0 if v never occurred; else 1 + the length of the longest suffix of the history that was already
+         followed by v, capped at max_ngram,
+
+and over the top-k candidates ``C_k`` (by logit) the selection score and the choice are
+
+    (2)  s(v) = p(v) − α · R(l(v)),
+    (3)  y_t = argmax_{v ∈ C_k} s(v),
 
 with ``p = softmax(logits)`` at temperature 1 (a probability, not a log-probability) and ``R`` the resistance table.
 
@@ -60,7 +65,7 @@ RESISTANCE_PRESETS: dict[str, tuple[float, ...]] = {
     # The table active at HEAD, used with a huge k: a 5-gram repeat is forbidden (+inf), a 4-gram repeat costs 5.
     "ngram_block": (0.0, 0.0, 0.0, 0.0, 5.0, math.inf),
 }
-"""Named resistance tables R(0), R(1), ..., R(5) (spec A.4). A level missing from a table costs +inf."""
+"""Named resistance tables R(0), R(1), ..., R(5) of eq. (2). A level missing from a table costs +inf."""
 
 MAX_NGRAM_LIMIT = 32
 """Largest ``max_ngram`` accepted: the per-step cost grows with ``max_ngram²`` and the authors use 5."""
@@ -151,7 +156,7 @@ def repetition_levels(
     max_ngram: int = 5,
     ignore: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The repetition level l(v) of every candidate (spec A.3), vectorised over the batch.
+    """The repetition level l(v) of every candidate (eq. (1) of the module docstring), vectorised over the batch.
 
     ``l(v) = 0`` if ``v`` is not in the history, else the largest n in 2..N such that the n-gram
     ``(h_{T-n+2}, ..., h_T, v)`` already occurred in the history, else 1.
@@ -168,14 +173,14 @@ def repetition_levels(
     ids = input_ids if ignore is None else input_ids.masked_fill(ignore, -1)  # -1 equals no candidate id
     length = ids.shape[1]
     cand = candidates.unsqueeze(1)  # [B, 1, k]
-    # l(v) >= 1 iff v is an existing node (A.3, middle case).
+    # l(v) >= 1 iff v is an existing node (eq. (1)).
     levels = (ids.unsqueeze(-1) == cand).any(dim=1).long()
     for n in range(2, max_ngram + 1):
         if length < n:
             break
         # Every length-n window whose first n-1 tokens equal the current (n-1)-suffix was followed by its last token
         # (the window-matching trick of transformers' NoRepeatNGramLogitsProcessor). Matches are nested in n, so
-        # overwriting with the larger n gives the max of A.3.
+        # overwriting with the larger n gives the max of eq. (1).
         windows = ids.unfold(1, n, 1)  # [B, T-n+1, n]
         suffix = ids[:, length - n + 1 :]  # [B, n-1]
         match = (windows[..., :-1] == suffix.unsqueeze(1)).all(dim=-1)  # [B, T-n+1]
@@ -201,7 +206,7 @@ def momentum_scores(
     pad_token_id: int | None = None,
     prompt_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One momentum-decoding step: returns new ``[B, V]`` scores whose argmax is the MD choice (spec A.5, A.8).
+    """One momentum-decoding step: returns new ``[B, V]`` scores whose argmax is the MD choice (eqs. (2)-(3)).
 
     The top-k tokens get s(v) = p(v) − α·R(l(v)); every other token gets -inf. A candidate that an earlier processor
     banned (score -inf) stays at -inf. If every candidate is at -inf only because of an infinite resistance, the
@@ -227,14 +232,14 @@ def momentum_scores(
     if top_k > vocab:
         raise ValueError(f"`top_k`={top_k} exceeds the vocabulary size of the scores ({vocab}).")
     logits = scores.to(torch.promote_types(scores.dtype, torch.float32))  # float32, or float64 kept as is
-    top_logits, top_ids = logits.topk(top_k, dim=-1)  # C_k (A.5): the top-k by logit
+    top_logits, top_ids = logits.topk(top_k, dim=-1)  # C_k (eq. (3)): the top-k by logit
     probs = torch.softmax(logits, dim=-1).gather(1, top_ids)  # p(v) at temperature 1
     if prompt_mask is not None:
         ignore = prompt_padding(prompt_mask, input_ids.shape[1])
     else:
         ignore = None if pad_token_id is None else leading_pad_mask(input_ids, pad_token_id)
     levels = repetition_levels(input_ids, top_ids, max_ngram=len(penalties) - 1, ignore=ignore)
-    selection = probs - resistance_penalty(levels, penalties, probs.dtype)  # s(v) = p(v) − α·R(l(v))  (A.4)
+    selection = probs - resistance_penalty(levels, penalties, probs.dtype)  # s(v) = p(v) − α·R(l(v))  (eq. (2))
     selection = selection.masked_fill(~torch.isfinite(top_logits), -math.inf)  # never resurrect a banned token
     stuck = torch.isneginf(selection).all(dim=-1, keepdim=True) & torch.isfinite(top_logits[:, :1])
     first = torch.where(stuck, torch.finfo(scores.dtype).min, selection[:, :1])

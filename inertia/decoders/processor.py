@@ -1,8 +1,9 @@
 """Momentum decoding as a transformers ``LogitsProcessor`` for greedy ``generate()``.
 
-The processor returns new scores whose ``argmax`` is the momentum-decoding choice (Lan et al. 2022; see docs/decoding.md), so
-greedy search (``do_sample=False, num_beams=1``) with this processor *is* momentum decoding: no extra forward pass,
-no hidden states, no state kept between calls (everything is recomputed from ``input_ids``).
+The processor returns new scores whose ``argmax`` is the momentum-decoding choice (Lan et al. 2022; see
+docs/hosts/transformers.md), so greedy search (``do_sample=False, num_beams=1``) with this processor *is* momentum
+decoding: no extra forward pass, no hidden states, no state kept between calls (everything is recomputed from
+``input_ids``).
 
 Example:
     >>> import torch
@@ -56,7 +57,7 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         resistance: the table R(0), R(1), ..., R(N) or a preset name from
             :data:`inertia.decoders.momentum.RESISTANCE_PRESETS`. The default ``(0, 1, 3, 4, 5, 5)`` is the authors'
             GPT2-XL table at the arXiv-v1 date; their repository later shows ``(0, 1, 2, 3, 4, 5)`` ("linear") too,
-            and which one produced the paper's numbers is not known (spec A.4). Other models may want their own table.
+            and which one produced the paper's numbers is not known. Other models may want their own table.
         pad_token_id: the id used for left padding. Leading runs of it are left out of the graph, so a left-padded
             batch gives the same tokens as one-by-one generation. ``None``: every token is part of the graph.
             Limitation: a bare processor only sees ``input_ids``, so a prompt that really *starts* with the pad id

@@ -1,6 +1,7 @@
 """Adaptive projected guidance (APG) and classifier-free guidance as pure tensor functions.
 
-APG (Sadat, Hilliges & Weber, ICLR 2025), in the order of the paper's Algorithm 1 code (spec §1.1)::
+APG (Sadat, Hilliges & Weber, "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion Models",
+ICLR 2025, arXiv 2410.02416), in the order of the paper's Algorithm 1 code (momentum, then clipping, then projection)::
 
     Δ  = D_c − D_u                     # CFG update direction
     M  = Δ + β·M ;  Δ = M              # momentum *sum* (no (1 − β) factor); skipped when β = 0

@@ -1,4 +1,4 @@
-"""APG / HiGS for classic diffusers pipelines, through a model hook on the denoiser (spec §3.4, option A).
+"""APG / HiGS for classic diffusers pipelines, through a model hook on the denoiser (no pipeline is forked).
 
 `apply_guidance(pipe, *methods)` registers a diffusers `ModelHook` on ``pipe.unet`` / ``pipe.transformer``. On each
 denoiser call the hook splits the pipeline's ``[uncond; cond]`` batch, converts both halves to x0 at that
@@ -44,7 +44,12 @@ _SAMPLE_NAMES = ("sample", "hidden_states")
 
 
 class GuidanceLayoutError(RuntimeError):
-    """The pipeline called its denoiser in a way the guidance hook cannot interpret (raised, never guessed)."""
+    """The pipeline called its denoiser in a way the guidance hook cannot interpret (raised, never guessed).
+
+    Example:
+        >>> issubclass(GuidanceLayoutError, RuntimeError)   # a host-side surprise, not a bad user argument
+        True
+    """
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,20 @@ def _pack(x: torch.Tensor) -> torch.Tensor:
 
 
 class GuidanceHook(ModelHook):
-    """The denoiser hook behind :func:`apply_guidance` (see the module docstring)."""
+    """The denoiser hook behind :func:`apply_guidance` (see the module docstring).
+
+    Example:
+        >>> from diffusers import DDIMScheduler, UNet2DModel
+        >>> from inertia.guidance import APG, remove_guidance
+        >>> from inertia.pipelines import DigitsPipeline
+        >>> unet = UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4, num_class_embeds=11,
+        ...                    down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
+        >>> pipe = apply_guidance(DigitsPipeline(unet, DDIMScheduler()), APG())
+        >>> hook = HookRegistry.check_if_exists_or_initialize(pipe.unet).get_hook(HOOK_NAME)
+        >>> type(hook).__name__, hook.is_passthrough
+        ('GuidanceHook', False)
+        >>> _ = remove_guidance(pipe)
+    """
 
     _is_stateful = True
 

@@ -130,7 +130,8 @@ class HiGS:
 
     Args:
         weight: w_h ≥ 0; 0 is the identity. The paper uses 0.75-2.5; with multistep solvers (DPM++, UniPC,
-            inertia's momentum samplers) start near 1 (spec §2.5: they already extrapolate).
+            inertia's momentum samplers) start near 1: they already extrapolate, and HiGS App. B shows the correction
+            is an Adams-Bashforth-like extrapolation.
         ema: α in (0, 1], the history EMA weight (``g ← αD + (1 − α)g``).
         t_min: start of the active window, in [0, 1), exclusive.
         t_max: end of the active window, in (t_min, 1], inclusive.

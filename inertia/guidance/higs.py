@@ -1,7 +1,8 @@
 """History-guided sampling (HiGS) as pure tensor functions, with a dependency-free orthonormal 2-D DCT.
 
-HiGS (Sadat, Salehi & Weber, ICLR 2026), per step k with time t_k ∈ [0, 1] (1 = noise) and the prediction D_k the
-sampler would use (spec §2.1)::
+HiGS (Sadat, Salehi & Weber, "History-Guided Sampling for Plug-and-Play Enhancement of Diffusion Models", ICLR 2026,
+arXiv 2509.22300; §4.2, Eqs. 5-9, Alg. 1-3), per step k with time t_k ∈ [0, 1] (1 = noise) and the prediction D_k
+the sampler would use::
 
     first step:  g = α D_0, return D_0              # zero-initialised EMA after one update
     Δ  = D_k − g                                    # Eq. 5, g = Σ_{i<k} α(1 − α)^{k−1−i} D_i

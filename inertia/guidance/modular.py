@@ -1,8 +1,8 @@
-"""APG and HiGS as diffusers guiders for modular pipelines (spec §3.1-3.2, option D).
+"""APG and HiGS as diffusers guiders (``BaseGuidance`` subclasses) for modular pipelines.
 
 Modular pipelines give a guider only the predictions, not the noisy input, so an x0-space guider records the
 denoiser's ``(sample, timestep)`` with a forward pre-hook that ``prepare_models`` installs and ``cleanup_models``
-removes (spec §3.4 D). It converts with the training schedule named in its config (SD/SDXL's scaled-linear schedule by
+removes. It converts with the training schedule named in its config (SD/SDXL's scaled-linear schedule by
 default; ``prediction_type="flow"`` for SD3-style models, where σ = timestep / num_train_timesteps).
 
 Both guiders are `ConfigMixin` objects: ``save_pretrained`` / ``from_pretrained`` / ``new(**overrides)`` work, and

@@ -1,4 +1,4 @@
-"""Conversions between a denoiser's raw output and its denoised (x0) prediction (spec §0).
+"""Conversions between a denoiser's raw output and its denoised (x0) prediction.
 
 Every supported model's input is ``x = a·x0 + s·ε``:
 

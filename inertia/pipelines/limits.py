@@ -47,7 +47,12 @@ _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 
 class ModelLoadError(OSError):
-    """A model could not be loaded (not found locally, not in the Hugging Face cache, and no network)."""
+    """A model could not be loaded (not found locally, not in the Hugging Face cache, and no network).
+
+    Example:
+        >>> issubclass(ModelLoadError, OSError)   # what diffusers / transformers raise for a missing model, too
+        True
+    """
 
 
 def check_range(name: str, value: int | float, low: int | float, high: int | float) -> int | float:

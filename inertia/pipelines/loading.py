@@ -21,7 +21,12 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class EmbeddedWeightsNotFoundError(FileNotFoundError):
-    """The embedded model's files are missing from the installed package."""
+    """The embedded model's files are missing from the installed package.
+
+    Example:
+        >>> issubclass(EmbeddedWeightsNotFoundError, FileNotFoundError)   # catch it as a missing file
+        True
+    """
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:

@@ -109,8 +109,8 @@ little on 3x16x16 pixels to beat CFG's FD-digits."""
 
 
 def apg_threshold(pipe: Any) -> float:
-    """APG's r for ``pipe``: the measured digits value, else the paper's SDXL r = 15 scaled by RMS to the latent
-    size (spec §1.3): 15·√(N/N_SDXL)."""
+    """APG's r for ``pipe``: the measured digits value, else the paper's SDXL r = 15 scaled to the latent size so the
+    per-element RMS bound stays the same (our rule, not the paper's): 15·√(N/N_SDXL)."""
     if type(pipe).__name__ == "DigitsPipeline":
         return DIGITS_APG_THRESHOLD
     return 15.0 * math.sqrt(latent_elements(pipe) / SDXL_LATENT_ELEMENTS)

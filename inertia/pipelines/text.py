@@ -32,7 +32,12 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class TextModelNotFoundError(FileNotFoundError):
-    """The embedded text model (or the file/folder asked for) is not installed."""
+    """The embedded text model (or the file/folder asked for) is not installed.
+
+    Example:
+        >>> issubclass(TextModelNotFoundError, FileNotFoundError)   # catch it as a missing file
+        True
+    """
 
 
 def smollm2_gguf_path() -> Path:

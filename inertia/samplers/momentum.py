@@ -105,7 +105,7 @@ def adams_bashforth_coefficients(order: int) -> tuple[float, ...]:
 
 @lru_cache(maxsize=4096)
 def _ghvb_coefficients_exact(order: int, beta: Fraction) -> tuple[float, ...]:
-    # Closed form (spec A.4): g_j = (β·γ_j + (1−β)·γ_{j−1}) / β, direction = Σ_{j<c} g_j ∇^j v_{n+1}.
+    # Closed form (ours; it equals the paper's table): g_j = (β·γ_j + (1−β)·γ_{j−1})/β, u = Σ_{j<c} g_j ∇^j v_{n+1}.
     g = [(beta * _gamma(j) + (1 - beta) * _gamma(j - 1)) / beta for j in range(order)]
     return _from_backward_differences(g)
 
@@ -126,7 +126,7 @@ def ghvb_coefficients(order: int, beta: float) -> tuple[float, ...]:
 
 
 def momentum_number_to_order_beta(number: float, max_order: int = MAX_ORDER) -> tuple[int, float]:
-    """Parses the papers' momentum number r into (order k, damping β) (spec A.2).
+    """Parses the papers' momentum number r into (order k, damping β) (paper §4.2, the authors' `update_order`).
 
     An integer r means k = r, β = 1 (plain PLMS-k); otherwise k = floor(r) + 1 and β = r − floor(r).
     E.g. 3.8 → (4, 0.8), 1.5 → (2, 0.5), 0.5 → (1, 0.5), 4.0 → (4, 1.0).
@@ -162,6 +162,16 @@ class MomentumState:
         velocity: the heavy-ball velocity v_n, or None before the first step.
 
     Memory: at most ``order + 1`` latent-sized float32 tensors.
+
+    Example:
+        >>> import torch
+        >>> state = MomentumState()
+        >>> for eps in (torch.ones(2), torch.zeros(2)):
+        ...     _ = ghvb_direction(state, eps, order=2, beta=0.5)
+        >>> [v.tolist() for v in state.history], state.velocity.tolist()   # velocities, newest first
+        ([[0.5, 0.5], [1.0, 1.0]], [0.5, 0.5])
+        >>> state.reset(); state.history, state.velocity
+        ([], None)
     """
 
     history: list[torch.Tensor] = field(default_factory=list)

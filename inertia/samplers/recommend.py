@@ -3,7 +3,8 @@
 Sources of the numbers:
 - HB on PLMS (and NT): the paper's App. K recommendation on SD1.5, β = 0.9 / 0.8 / 0.6 at CFG 7.5 / 15 / 22.5,
   rising to 1 (no momentum) at CFG 1, where there is no guidance divergence to suppress.
-- HB-DPM-Solver++: the spec's suggested defaults, β = 0.9 below CFG 10 and 0.8 above.
+- HB-DPM-Solver++: our defaults, β = 0.9 below CFG 10 and 0.8 above (0.8 is the paper's setting at CFG 15, Tables
+  5-6; 0.9 follows the App. K trend towards weaker damping at milder guidance).
 - GHVB: the paper's GHVB(3+β) recommendation on SD1.5, β = 0.5 / 0.2 / 0.1 at CFG 7.5 / 15 / 22.5. Below 7.5 we keep
   0.5 instead of rising to 1: on our exact-denoiser benchmark an order-4 GHVB needs that damping at ≤ 10 steps even
   without guidance (plain AB4 is outside its stability region there), see BENCHMARKS.md.

@@ -132,6 +132,14 @@ class MomentumScheduleMixin:
 
     A class using it provides ``_grid``: the `DPMSolverMultistepScheduler` whose schedule code computes the sigmas
     (the scheduler itself for the DPM subclass, a private instance for the PLMS scheduler).
+
+    Example:
+        >>> from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
+        >>> schedulers = (MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler)
+        >>> all(issubclass(c, MomentumScheduleMixin) for c in schedulers)
+        True
+        >>> "DDIMScheduler" in MomentumPLMSScheduler._compatibles   # so `from_config(ddim.config)` is offered
+        True
     """
 
     # Names resolved by diffusers with getattr(diffusers, name): every VP solver and the flow-matching schedulers.

@@ -1,6 +1,6 @@
 """`MomentumDPMSolverMultistepScheduler`: DPM-Solver++ multistep with Polyak heavy-ball momentum (diffusers adapter).
 
-Paper: Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118), §4.1 and App. H ("DPM-Solver++ w/ HB"); spec A.5.
+Paper: Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118), §4.1 and App. H ("DPM-Solver++ w/ HB").
 Every DPM-Solver++ multistep step has the exponential-integrator form
 
     x_t = (σ_t/σ_s0)·x_s − α_t·(e^{−h} − 1)·U                       (DPM-Solver++, Lu et al. 2022, eq. 5 and 2M/3M)
@@ -11,7 +11,7 @@ solver, bit for bit (the parent's code runs unchanged).
 
 Deviations from the authors' code, on purpose:
 - ``solver_type="heun"`` and ``solver_order=3`` also get momentum. For heun, U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
-  (spec A.5 [ext]). For order 3 we divide the 3M update by −α_t(e^{−h}−1) the same way:
+  (our extension, not in the paper). For order 3 we divide the 3M update by −α_t(e^{−h}−1) the same way:
   U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1 + ((e^{−h}−1+h)/h² − ½)/(e^{−h}−1)·D2, i.e. the 3M data-prediction
   combination, and damp that; warm-up steps use the 2M combination with the same velocity. The paper did not do this;
   BENCHMARKS.md measures whether it helps.
@@ -279,7 +279,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         scale: torch.Tensor,
         alpha_t: torch.Tensor,
     ) -> torch.Tensor:
-        # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, spec A.5), as one lerp.
+        # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, App. H), as one lerp.
         if self._velocity is None:
             velocity = combination
         else:

@@ -1,6 +1,6 @@
 """`MomentumPLMSScheduler`: PLMS (Adams-Bashforth) with heavy-ball, generalized heavy-ball or Nesterov momentum.
 
-Paper: Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118), §4 and Algorithms 1-2; spec A.3, A.4, A.7, A.9. The math lives
+Paper: Wizadwongsa et al., ICLR 2024 (arXiv 2307.11118), §4 and Algorithms 1-2. The math lives
 in :mod:`inertia.samplers.momentum`; this class adapts it to the diffusers scheduler contract.
 
 Each step works on the ODE dx̄/dσ̄ = ε (paper eq. 2) with x̄ = x/α and σ̄ = σ/α:
@@ -8,11 +8,11 @@ Each step works on the ODE dx̄/dσ̄ = ε (paper eq. 2) with x̄ = x/α and σ�
     u     = direction(ε_n, state)                      # HB (eq. 13-14), GHVB (eq. 15-19) or NT (App. E)
     x_t   = α_t·(x_s/α_s + (σ̄_t − σ̄_s)·u)             # the authors' "scale" output mode
 
-Model outputs of every prediction type are first turned into ε (spec A.7): v → α·v + σ·x, x0 → (x − α·x0)/σ,
-flow velocity → x + (1−σ)·v. For flow models (SD3, Flux; α = 1−σ, σ̄ = σ/(1−σ)) this is the paper's update in the
-flow model's own x̄/σ̄ coordinates (spec A.7 [ext]: the authors never ran flow models; BENCHMARKS.md has no flow figure
-yet). Where the schedule starts at pure noise (flow σ = 1, α = 0, σ̄ = ∞) the first step is the exact DDIM step
-x_t = α_t·x̂0 + σ_t·ε, which is what the formula gives in the limit because the first direction is u = ε.
+Model outputs of every prediction type are first turned into ε (as the authors' code does): v → α·v + σ·x,
+x0 → (x − α·x0)/σ, flow velocity → x + (1−σ)·v. For flow models (SD3, Flux; α = 1−σ, σ̄ = σ/(1−σ)) this is the paper's
+update in the flow model's own x̄/σ̄ coordinates (our extension: the authors never ran flow models; BENCHMARKS.md has
+no flow figure yet). Where the schedule starts at pure noise (flow σ = 1, α = 0, σ̄ = ∞) the first step is the exact
+DDIM step x_t = α_t·x̂0 + σ_t·ε, which is what the formula gives in the limit because the first direction is u = ε.
 
 Deviation from the authors' code: state resets in `set_timesteps` (no manual `clear_temp()`), the step index comes
 from diffusers' `begin_index` rules (no `.nonzero().item()` per step), and every coefficient is precomputed in float64
@@ -156,7 +156,7 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
     def from_momentum_number(
         cls, config: dict[str, Any], momentum_number: float, method: str = "ghvb", **kwargs: Any
     ) -> MomentumPLMSScheduler:
-        """Builds the scheduler from the papers' notation: r = 3.8 → order 4, β 0.8; r = 2 → PLMS2 (spec A.2).
+        """Builds the scheduler from the papers' notation: r = 3.8 → order 4, β 0.8; r = 2 → PLMS2 (paper §4.2).
 
         Args:
             config: any scheduler config (e.g. ``pipe.scheduler.config``).
@@ -208,7 +208,7 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
         if kind == "epsilon":
             return output
         if kind == "v_prediction":
-            return output * alpha + sample * sigma  # ε = α·v + σ·x (spec A.7)
+            return output * alpha + sample * sigma  # ε = α·v + σ·x
         if kind == "sample":
             return (sample - output * alpha) / sigma  # ε = (x − α·x0)/σ
         return sample + output * alpha  # flow: ε = x + (1 − σ)·v, with α = 1 − σ

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from inertia.diffusion.precond import FDM_BASES, PRECONDITIONINGS
 from inertia.training.checkpoint import _STATE_FILE
 from inertia.training.digits_data import NUM_CLASSES
-from inertia.training.precond import FDM_BASES, PRECONDITIONINGS
 
 __all__ = ["MIXED_PRECISIONS", "MODEL_PRESETS", "TrainConfig", "build_parser"]
 
@@ -60,8 +60,8 @@ class TrainConfig:
         preconditioning: ``"vp"``, ``"edm"`` or ``"fdm"``.
         fdm_multiplier: FDM's m > 0 (2.0).
         fdm_base: FDM's base framework, ``"edm"`` or ``"vp"``.
-        fdm_warmup_steps: Steps of FDM's loss-weight clamp warm-up (spec B.3, 200-800); ``None`` = 400 for ``"fdm"``
-            and off for the others; 0 switches it off.
+        fdm_warmup_steps: Steps of FDM's loss-weight clamp warm-up (the paper used 200-800); ``None`` = 400 for
+            ``"fdm"`` and off for the others; 0 switches it off.
         model_size: ``"tiny"`` (tests) or ``"small"`` (~1.17M parameters), see :data:`MODEL_PRESETS`.
         resolution: 16 or 32.
         batch_size: Global batch (all processes together); each process gets ``batch_size / num_processes``.

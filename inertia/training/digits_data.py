@@ -62,7 +62,12 @@ MIN_LUMA_CONTRAST = 0.25
 
 
 class PaletteColour(NamedTuple):
-    """One named palette entry: ``rgb`` floats in [0, 1] and its ``role`` ("foreground" or "background")."""
+    """One named palette entry: ``rgb`` floats in [0, 1] and its ``role`` ("foreground" or "background").
+
+    Example:
+        >>> PALETTE[0]
+        PaletteColour(name='red', rgb=(0.9, 0.12, 0.12), role='foreground')
+    """
 
     name: str
     rgb: tuple[float, float, float]
@@ -129,6 +134,13 @@ class DigitsSplit:
         source_index: int64 ``(N,)`` index of the source image in ``sklearn.datasets.load_digits()``.
         foreground_index: int64 ``(N,)`` index into :data:`PALETTE` of the digit colour.
         background_index: int64 ``(N,)`` index into :data:`PALETTE` of the canvas colour.
+
+    Example:
+        >>> split = load_digits_rgb("holdout", seed=0)
+        >>> len(split) == split.labels.numel() == split.images.shape[0]
+        True
+        >>> PALETTE[int(split.foreground_index[0])].role, PALETTE[int(split.background_index[0])].role
+        ('foreground', 'background')
     """
 
     images: torch.Tensor

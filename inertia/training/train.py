@@ -1,8 +1,9 @@
 """Training recipe of the embedded digits model: accelerate-based, one CPU, one GPU or many processes.
 
 ``train(TrainConfig(...))`` trains a class-conditional :class:`~inertia.models.preconditioned_unet.PreconditionedUNet`
-(VP, EDM or FDM preconditioning, spec B.2/B.3) on the offline coloured digits with AdamW, a linear learning-rate
-warm-up, classifier-free-guidance label dropout, FDM's loss-weight warm-up and an EMA of the weights. It writes:
+(VP, EDM or FDM preconditioning, :mod:`inertia.diffusion`) on the offline coloured digits with AdamW, a linear
+learning-rate warm-up, classifier-free-guidance label dropout, FDM's loss-weight warm-up and an EMA of the weights.
+It writes:
 
 - ``output_dir/checkpoint-{step}/``: ``accelerator.save_state`` (model, optimizer, RNG states) plus
   ``training_state.pt`` (EMA, loss-weight warm-up, step) and ``training_state.json`` (step, config);
@@ -36,12 +37,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from inertia.diffusion.loss import LossWeightWarmup
 from inertia.training.checkpoint import _STATE_FILE, _prune_checkpoints, latest_checkpoint
 from inertia.training.config import MODEL_PRESETS, TrainConfig, build_parser
 from inertia.training.digits_data import DigitsDataset
 from inertia.training.ema import EMA
 from inertia.training.evaluate import build_pipeline, default_evaluate, make_default_evaluate
-from inertia.training.loss import LossWeightWarmup
 from inertia.training.run_log import _append_log, _jsonable, _truncate_log
 
 __all__ = [
@@ -70,7 +71,16 @@ def _mix_seed(*words: int) -> int:
 
 
 class EpochPermutationSampler(Sampler[int]):
-    """Indices ``0..n-1`` in a random order seeded by ``(seed, epoch)``; call :meth:`set_epoch` each epoch."""
+    """Indices ``0..n-1`` in a random order seeded by ``(seed, epoch)``; call :meth:`set_epoch` each epoch.
+
+    Example:
+        >>> sampler = EpochPermutationSampler(5, seed=0)
+        >>> first = list(sampler)
+        >>> sorted(first), list(sampler) == first   # a permutation, the same one until the epoch changes
+        ([0, 1, 2, 3, 4], True)
+        >>> sampler.set_epoch(1); sorted(sampler) == sorted(first)
+        True
+    """
 
     def __init__(self, num_items: int, seed: int) -> None:
         self.num_items = int(num_items)

@@ -42,7 +42,15 @@ EMBEDDED_IMAGE_MODEL = "digits"
 
 
 class UserInputError(ValueError):
-    """An input the user can fix (shown as a readable error in the app)."""
+    """An input the user can fix (shown as a readable error in the app).
+
+    Example:
+        >>> try:
+        ...     resolve_device("tpu")
+        ... except UserInputError as err:
+        ...     print(err)
+        device must be a torch device such as 'cpu' or 'cuda', got 'tpu'.
+    """
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -83,7 +91,13 @@ def normalize_model_name(name: str | None) -> str:
 
 @dataclass
 class ImageModel:
-    """A cached image pipeline and the lock that serialises ``configure`` + sampling on it."""
+    """A cached image pipeline and the lock that serialises ``configure`` + sampling on it.
+
+    Example:
+        >>> model = ImageModel(name="digits", pipe=object())
+        >>> model.is_digits, model.warm   # `is_digits` looks at the pipeline's class name
+        (False, False)
+    """
 
     name: str
     pipe: Any
@@ -99,7 +113,14 @@ class ImageModel:
 
 @dataclass
 class TextModel:
-    """The cached causal LM, its tokenizer, and the lock that serialises ``generate`` on it."""
+    """The cached causal LM, its tokenizer, and the lock that serialises ``generate`` on it.
+
+    Example:
+        >>> text = TextModel(model="lm", tokenizer="tokenizer")
+        >>> with text.lock:   # one `generate` at a time on the shared model
+        ...     text.model
+        'lm'
+    """
 
     model: Any
     tokenizer: Any
@@ -120,6 +141,14 @@ class ModelStore:
         max_image_models: how many image pipelines stay loaded at once (>= 1).
         text_loader: ``(device) -> (model, tokenizer)``; defaults to the embedded SmolLM2-135M.
         image_loader: ``(name, device) -> pipeline``; defaults to :func:`inertia.pipelines.image.load_image_pipeline`.
+
+    Example:
+        >>> loads = []
+        >>> store = ModelStore("cpu", max_image_models=1, image_loader=lambda name, device: loads.append(name) or name)
+        >>> store.image().pipe, store.image("digits").pipe, loads   # loaded on first use, then cached
+        ('digits', 'digits', ['digits'])
+        >>> store.image("my/model").pipe, store.image().pipe, loads   # one kept: the embedded one is loaded again
+        ('my/model', 'digits', ['digits', 'my/model', 'digits'])
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The update rules of :mod:`inertia.attention.rules` against hand-computed sequences (spec C.2)."""
+"""The update rules of :mod:`inertia.attention.rules` against hand-computed sequences."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
+from inertia.diffusion.precond import Preconditioning
 from inertia.models.preconditioned_unet import PreconditionedUNet
-from inertia.training.precond import Preconditioning
 
 VARIANTS = [("vp", "edm"), ("edm", "edm"), ("fdm", "edm"), ("fdm", "vp")]
 

@@ -1,4 +1,4 @@
-"""Exactness tests of the math core (inertia.samplers.momentum) against known answers from the paper and the spec."""
+"""Exactness tests of the math core (inertia.samplers.momentum) against the paper's tables and known answers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from inertia.samplers.momentum import (
     order_beta_to_momentum_number,
 )
 
-# Adams-Bashforth rows as printed in the paper / spec A.3 (newest first).
+# Adams-Bashforth rows of the paper's HB update (eq. 13-14, Algorithm 1), newest first.
 AB_TABLE = {
     1: [1.0],
     2: [3 / 2, -1 / 2],
@@ -33,7 +33,7 @@ AB_TABLE = {
 
 
 def ghvb_table(order: int, b: float) -> list[float]:
-    """The paper's GHVB table (spec A.4), row by row, as written there."""
+    """The paper's GHVB table (§4.2, eq. 16-19, with eq. 19's sign as in the authors' code), row by row."""
     rows = {
         1: [1.0],
         2: [(2 + b) / (2 * b), -(2 - b) / (2 * b)],
@@ -143,7 +143,7 @@ def test_beta_one_equals_plms_reference_bit_for_bit(method: str, order: int) -> 
     assert torch.equal(x, ref)
 
 
-# Spec A.11 (paper App. C): dx/dt = [[0, 1], [−9, −10]]x, x(0) = [−1, 0], 26 steps on [0, 3]; L2 error at t = 3.
+# Paper App. C: dx/dt = [[0, 1], [−9, −10]]x, x(0) = [−1, 0], 26 steps on [0, 3]; L2 error at t = 3 (independent run).
 TOY_ERRORS = [
     ("ghvb", 1.0, 1.36e-2),  # Euler
     ("ghvb", 2.0, 1.44),  # AB2 diverges
@@ -157,7 +157,7 @@ TOY_ERRORS = [
 
 
 @pytest.mark.parametrize(("method", "number", "expected"), TOY_ERRORS)
-def test_toy_ode_reproduces_spec_error_table(method: str, number: float, expected: float) -> None:
+def test_toy_ode_reproduces_reference_error_table(method: str, number: float, expected: float) -> None:
     a = torch.tensor([[0.0, 1.0], [-9.0, -10.0]], dtype=torch.float64)
     x = torch.tensor([-1.0, 0.0], dtype=torch.float64)
     exact = torch.from_numpy(scipy.linalg.expm(3.0 * a.numpy()) @ x.numpy())
@@ -166,7 +166,8 @@ def test_toy_ode_reproduces_spec_error_table(method: str, number: float, expecte
     for _ in range(26):
         x = x + momentum_direction(method, state, a @ x, order, beta) * (3.0 / 26)
     err = float((x - exact).norm())
-    # The spec quotes two significant figures (one for the diverging runs).
+    # The reference errors (an independent script with the authors' warm-up) have two significant figures, one for
+    # the diverging runs.
     rel = 0.06 if expected < 1e3 else 0.15
     assert err == pytest.approx(expected, rel=rel)
 

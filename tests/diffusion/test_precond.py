@@ -1,4 +1,4 @@
-"""Tests of the VP / EDM / FDM preconditioning core (spec samplers_hb_ghvb_fdm.md PART B)."""
+"""Tests of the VP / EDM / FDM preconditioning core and the training loss (:mod:`inertia.diffusion`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from inertia.training.loss import LossWeightWarmup, denoising_loss, sample_training_sigmas
-from inertia.training.precond import (
+from inertia.diffusion.loss import LossWeightWarmup, denoising_loss, sample_training_sigmas
+from inertia.diffusion.precond import (
     EDM_SIGMA_MAX,
     EDM_SIGMA_MIN,
     DiscreteSigmaSchedule,
@@ -102,13 +102,13 @@ def test_fdm_scale_is_one_at_sigma_min_and_decreasing() -> None:
     ("m", "sigma", "expected"),
     [(2.0, 1.0, 1.1), (2.0, 10.0, 9.6), (2.0, 20.0, 12.6), (2.0, 40.0, 1.5), (2.0, 80.0, 3e-6), (1.0, 80.0, 0.04)],
 )
-def test_fdm_input_std_matches_spec(m: float, sigma: float, expected: float) -> None:
-    """Spec B.2 [derived]: network input std ≈ s(σ)·sqrt(σ² + σd²) for EDM-FDM."""
+def test_fdm_input_std_matches_hand_values(m: float, sigma: float, expected: float) -> None:
+    """EDM-FDM feeds the network an input of std ≈ s(σ)·sqrt(σ² + σd²): ≈ σ mid-range, collapsing to ~0 at σ_max."""
     c_in = (
         Preconditioning("fdm", fdm_multiplier=m).coefficients(torch.tensor([sigma], dtype=torch.float64)).c_in.item()
     )
     std = c_in * math.sqrt(sigma**2 + SD**2)
-    # the spec rounds to 1-2 significant digits: 3e-6 is 3.15e-6, 0.04 is 0.038, 12.6 is 12.77
+    # hand values rounded to 1-2 significant digits: 3e-6 is 3.15e-6, 0.04 is 0.038, 12.6 is 12.77
     assert std == pytest.approx(expected, rel=0.06)
 
 

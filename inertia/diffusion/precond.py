@@ -1,12 +1,14 @@
 """Math core of the VP / EDM / FDM preconditionings on a diffusers discrete VP schedule (pure torch, no diffusers).
 
-The embedded image model is trained with one of three preconditionings (spec ``samplers_hb_ghvb_fdm.md`` PART B):
+The embedded image model is trained with one of three preconditionings. Papers: Karras, Aittala, Aila & Laine,
+"Elucidating the Design Space of Diffusion-Based Generative Models" (EDM), NeurIPS 2022, arXiv 2206.00364, Table 1;
+Wu, Zhou, Kawaguchi & Zhang, "Fast Diffusion Model" (FDM), arXiv 2306.06991, with its reference code sail-sg/FDM
+(``training/networks.py``, ``training/loss.py``), whose classes the names below refer to.
 
-- ``"vp"``: EDM's ``VPPrecond`` (Karras et al. 2022, Table 1): the network predicts ε from ``x_t``.
+- ``"vp"``: EDM's ``VPPrecond`` (EDM Table 1, "VP" column): the network predicts ε from ``x_t``.
 - ``"edm"``: EDM's ``EDMPrecond`` with σ_data = 0.5.
-- ``"fdm"``: the Fast Diffusion Model (Wu et al., sail-sg/FDM): the base framework with ``c_in`` replaced by the
-  momentum mean coefficient ``s(σ) = exp(−m·B)(1 + m·B)`` (spec B.2). Base ``"edm"`` (default, ``FDM_EDMPrecond``) or
-  ``"vp"`` (``FDM_VPPrecond``).
+- ``"fdm"``: FDM: the base framework with only ``c_in`` replaced by the momentum mean coefficient
+  ``s(σ) = exp(−m·B)(1 + m·B)``. Base ``"edm"`` (default, ``FDM_EDMPrecond``) or ``"vp"`` (``FDM_VPPrecond``).
 
 Everything is expressed in the EDM "σ world": a diffusers timestep ``t`` with cumulative product ᾱ_t maps to
 ``σ = sqrt((1 − ᾱ_t)/ᾱ_t)`` and the sample ``x_t = sqrt(ᾱ_t)·(x0 + σ·n)`` maps to ``x̂ = x_t / sqrt(ᾱ_t) = x0 + σ·n``.
@@ -58,19 +60,19 @@ __all__ = [
 PRECONDITIONINGS = ("vp", "edm", "fdm")
 """Preconditioning variants the embedded model can be trained with."""
 FDM_BASES = ("edm", "vp")
-"""Base frameworks FDM's ``c_in`` replacement is implemented on (spec B.2 EDM-FDM and VP-FDM rows)."""
+"""Base frameworks FDM's ``c_in`` replacement is implemented on (sail-sg/FDM ``FDM_EDMPrecond``, ``FDM_VPPrecond``)."""
 BETA_SCHEDULES = ("linear", "scaled_linear")
 """diffusers beta schedules supported by :func:`alphas_cumprod_for_schedule`."""
 
 SIGMA_DATA = 0.5  # EDM σ_data
-EDM_SIGMA_MIN = 0.002  # EDM / EDM-FDM σ_min (spec B.2)
-EDM_SIGMA_MAX = 80.0  # EDM / EDM-FDM σ_max (spec B.2)
-EDM_P_MEAN = -1.2  # ln σ ~ N(P_mean, P_std²) (spec B.3)
+EDM_SIGMA_MIN = 0.002  # EDM / EDM-FDM σ_min (EDM Table 1)
+EDM_SIGMA_MAX = 80.0  # EDM / EDM-FDM σ_max (EDM Table 1)
+EDM_P_MEAN = -1.2  # ln σ ~ N(P_mean, P_std²) (EDM Table 1, training)
 EDM_P_STD = 1.2
-VP_BETA_MIN = 0.1  # continuous VP β_min, also FDM's β_min (spec B.2)
-VP_BETA_D = 19.9  # continuous VP β_d, also FDM's β_d (spec B.2)
-VP_EPSILON_T = 1e-5  # VP's smallest continuous time (spec B.2/B.3)
-VP_M = 1000  # VP's c_noise scale M (spec B.2)
+VP_BETA_MIN = 0.1  # continuous VP β_min (EDM Table 1), also FDM's β_min
+VP_BETA_D = 19.9  # continuous VP β_d (EDM Table 1), also FDM's β_d
+VP_EPSILON_T = 1e-5  # VP's smallest training time ε_t (EDM Table 1)
+VP_M = 1000  # VP's c_noise scale M (EDM Table 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -133,13 +135,13 @@ def alphas_cumprod_for_schedule(
 
 
 def vp_sigma(t: torch.Tensor, beta_min: float = VP_BETA_MIN, beta_d: float = VP_BETA_D) -> torch.Tensor:
-    """Continuous VP σ_vp(t) = sqrt(exp(½β_d t² + β_min t) − 1) (spec B.2)."""
+    """Continuous VP σ_vp(t) = sqrt(exp(½β_d t² + β_min t) − 1) (EDM Table 1)."""
     t = torch.as_tensor(t, dtype=torch.float64)
     return torch.sqrt(torch.expm1(0.5 * beta_d * t**2 + beta_min * t))
 
 
 def vp_time(sigma: torch.Tensor, beta_min: float = VP_BETA_MIN, beta_d: float = VP_BETA_D) -> torch.Tensor:
-    """Inverse of :func:`vp_sigma`: t_vp(σ) = (sqrt(β_min² + 2β_d·ln(1+σ²)) − β_min)/β_d (spec B.2)."""
+    """Inverse of :func:`vp_sigma`: t_vp(σ) = (sqrt(β_min² + 2β_d·ln(1+σ²)) − β_min)/β_d (EDM Table 1)."""
     sigma = torch.as_tensor(sigma)
     return (torch.sqrt(beta_min**2 + 2.0 * beta_d * torch.log1p(sigma**2)) - beta_min) / beta_d
 
@@ -249,7 +251,7 @@ def fdm_scale(
     beta_min: float = VP_BETA_MIN,
     beta_d: float = VP_BETA_D,
 ) -> torch.Tensor:
-    """FDM's momentum mean coefficient s(σ) = exp(−m·B)(1 + m·B), B = β_min·t̃ + ½β_d·t̃² (spec B.1/B.2).
+    """FDM's momentum mean coefficient s(σ) = exp(−m·B)(1 + m·B), B = β_min·t̃ + ½β_d·t̃² (FDM's ``s``).
 
     t̃ = (σ − σ_min)/(σ_max − σ_min) is σ mapped *linearly* to [0, 1] (not the VP time). **Deviation from the paper:**
     t̃ is clamped into [0, 1], so σ beyond the FDM range get s(σ_min) = 1 or s(σ_max). The paper's code never sees such
@@ -264,13 +266,20 @@ def fdm_scale(
     """
     sigma = torch.as_tensor(sigma)
     t = ((sigma - sigma_min) / (sigma_max - sigma_min)).clamp(0.0, 1.0)  # t̃(σ), clamped (deviation, see above)
-    mb = multiplier * (beta_min * t + 0.5 * beta_d * t**2)  # m·B(t̃), spec B.2
+    mb = multiplier * (beta_min * t + 0.5 * beta_d * t**2)  # m·B(t̃), as FDM_EDMPrecond.s()
     return torch.exp(-mb) * (1.0 + mb)
 
 
 @dataclass(frozen=True)
 class PrecondCoefficients:
-    """``c_skip, c_out, c_in, c_noise`` at a batch of σ (each shaped like σ)."""
+    """``c_skip, c_out, c_in, c_noise`` at a batch of σ, each shaped like σ (what `Preconditioning` computes).
+
+    Example:
+        >>> import torch
+        >>> c = Preconditioning("vp").coefficients(torch.tensor([0.5, 2.0]))
+        >>> c.c_skip.tolist(), c.c_out.tolist()   # VP: D = x̂ − σ·F
+        ([1.0, 1.0], [-0.5, -2.0])
+    """
 
     c_skip: torch.Tensor
     c_out: torch.Tensor
@@ -280,7 +289,7 @@ class PrecondCoefficients:
 
 @dataclass(frozen=True)
 class Preconditioning:
-    """One of the VP / EDM / FDM preconditionings (spec B.2, EDM Table 1).
+    """One of the VP / EDM / FDM preconditionings (EDM Table 1; FDM's ``FDM_*Precond`` classes).
 
     - ``vp``: c_skip = 1, c_out = −σ, c_in = 1/sqrt(σ²+1), c_noise = (M−1)·t_vp(σ) with M = 1000.
     - ``edm``: c_skip = σd²/(σ²+σd²), c_out = σσd/sqrt(σ²+σd²), c_in = 1/sqrt(σ²+σd²), c_noise = ¼ ln σ.
@@ -325,7 +334,7 @@ class Preconditioning:
 
     @property
     def fdm_sigma_range(self) -> tuple[float, float]:
-        """σ range mapped to t̃ ∈ [0, 1] by FDM's c_in (spec B.2 table)."""
+        """σ range mapped to t̃ ∈ [0, 1] by FDM's c_in (the base's σ_min/σ_max in sail-sg/FDM)."""
         if self.base == "vp":
             lo, hi = vp_sigma(torch.tensor([VP_EPSILON_T, 1.0])).tolist()
             return lo, hi
@@ -347,11 +356,11 @@ class Preconditioning:
             c_noise = 0.25 * torch.log(sigma)
         if self.variant == "fdm":
             lo, hi = self.fdm_sigma_range
-            c_in = fdm_scale(sigma, self.fdm_multiplier, lo, hi)  # FDM replaces only c_in (spec B.2)
+            c_in = fdm_scale(sigma, self.fdm_multiplier, lo, hi)  # FDM replaces only c_in
         return PrecondCoefficients(c_skip, c_out, c_in, c_noise)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """λ(σ): VP 1/σ²; EDM (σ² + σd²)/(σσd)² (spec B.3); FDM uses its base's weight (float64)."""
+        """λ(σ): VP 1/σ²; EDM (σ² + σd²)/(σσd)² (EDM Table 1); FDM uses its base's weight (float64)."""
         sigma = torch.as_tensor(sigma).to(torch.float64)
         if self.base == "vp":
             return 1.0 / sigma**2
@@ -376,7 +385,7 @@ class Preconditioning:
         sigma: torch.Tensor,
         labels: Any = None,
     ) -> torch.Tensor:
-        """D(x̂; σ) = c_skip·x̂ + c_out·F(c_in·x̂, c_noise) (spec B.2), in x̂'s compute dtype.
+        """D(x̂; σ) = c_skip·x̂ + c_out·F(c_in·x̂, c_noise) (EDM §5, Table 1), in x̂'s compute dtype.
 
         ``model_fn(x_in, c_noise, labels) -> F`` gets ``c_noise`` of shape ``(B,)`` in float32.
         """

@@ -1,8 +1,10 @@
 """Training loss of the embedded image model: noise-level sampling, loss weights and FDM's weight warm-up.
 
-Spec B.3 (Fast Diffusion Model): the loss is the base framework's weighted denoising MSE; FDM adds a clamp on the
-loss weight that starts at 5 and grows by 100^(1/warmup_steps) per optimizer step up to 500, after which it is off.
-Pure torch; the preconditioning itself lives in :mod:`inertia.training.precond`.
+The loss is the base framework's weighted denoising MSE (EDM, Karras et al. 2022, arXiv 2206.00364, §5 with the
+Table 1 weights and noise distributions). The Fast Diffusion Model (Wu et al., arXiv 2306.06991; reference code
+sail-sg/FDM ``training/loss.py``) adds one thing, a clamp on the loss weight that starts at 5 and grows by
+100^(1/warmup_steps) per optimizer step up to 500, after which it is off.
+Pure torch; the preconditioning itself lives in :mod:`inertia.diffusion.precond`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ __all__ = ["LossWeightWarmup", "denoising_loss", "sample_training_sigmas"]
 
 
 class LossWeightWarmup:
-    """FDM's loss-weight clamp warm-up (spec B.3): λ ≤ w_max with w_max = 5·100^(k/warmup_steps) after k steps.
+    """FDM's loss-weight clamp warm-up (``--warmup_ite``): λ ≤ w_max with w_max = 5·100^(k/warmup_steps) after k steps.
 
     Once w_max would reach ``final`` (500) the clamp is switched off for good (:attr:`max_weight` is ``None``). The
     paper advances the counter on every loss call; here the training loop calls :meth:`step` once per optimizer step,
@@ -68,7 +70,7 @@ class LossWeightWarmup:
         """Current clamp w_max, or ``None`` once the warm-up is over."""
         if not self.active:
             return None
-        # w_max = initial · (final/initial)^(k/warmup) (spec B.3: ×100^(1/warmup_ite) per step from 5)
+        # w_max = initial · (final/initial)^(k/warmup) (FDM: ×100^(1/warmup_ite) per step from 5)
         return self.initial * (self.final / self.initial) ** (self.steps / self.warmup_steps)
 
     def step(self) -> None:
@@ -100,7 +102,7 @@ def sample_training_sigmas(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Noise levels for one training batch (float64, shape ``(B,)``), per the base framework (spec B.3).
+    """Noise levels for one training batch (float64, shape ``(B,)``), per the base framework (EDM Table 1).
 
     - VP base: a diffusers timestep uniform over {0, …, N−1}, σ = σ_t. This replaces the paper's continuous
       t ~ U[1e−5, 1] on the β ∈ [0.1, 20] VP schedule, so that training sees exactly the σ a diffusers scheduler
@@ -131,7 +133,7 @@ def denoising_loss(
     sigma: torch.Tensor | None = None,
     noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Weighted denoising loss E[λ(σ)·‖D(x0 + σn; σ) − x0‖²] of one batch (spec B.3), mean over all elements.
+    """Weighted denoising loss E[λ(σ)·‖D(x0 + σn; σ) − x0‖²] of one batch (EDM §5), mean over all elements.
 
     Args:
         model_fn: ``F(x_in, c_noise, labels) -> tensor`` shaped like ``x_in`` (``c_noise``: ``(B,)`` float32).
@@ -150,7 +152,7 @@ def denoising_loss(
 
     Example:
         >>> import torch
-        >>> from inertia.training.precond import DiscreteSigmaSchedule, alphas_cumprod_for_schedule
+        >>> from inertia.diffusion.precond import DiscreteSigmaSchedule, alphas_cumprod_for_schedule
         >>> sched = DiscreteSigmaSchedule(alphas_cumprod_for_schedule())
         >>> x0 = torch.zeros(2, 3, 4, 4)
         >>> loss, stats = denoising_loss(lambda x, c, y: torch.zeros_like(x), x0, None, "edm",
@@ -173,7 +175,7 @@ def denoising_loss(
     denoised = precond.denoise(model_fn, x_hat, sigma, labels)
     weight = precond.loss_weight(sigma)
     if warmup is not None:
-        weight = warmup.clamp(weight)  # FDM warm-up clamp (spec B.3)
+        weight = warmup.clamp(weight)  # FDM warm-up clamp
     per_elem = _bcast(weight.to(x0c.dtype), x0c) * (denoised - x0c) ** 2
     loss = per_elem.mean()
     stats = {
