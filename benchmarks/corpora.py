@@ -44,7 +44,7 @@ def _wheel(cache: Path = CACHE) -> Path:
 def read_member(name: str, cache: Path = CACHE) -> str:
     """The text of ``gensim/test/test_data/<name>`` inside the wheel."""
     with zipfile.ZipFile(_wheel(cache)) as archive:
-        return archive.read(f"gensim/test/test_data/{name}").decode("utf-8")
+        return archive.read(f"gensim/test/test_data/{name}").decode("utf-8", errors="replace")  # a few cp1252 bytes
 
 
 def lee_background(cache: Path = CACHE) -> list[str]:

@@ -70,3 +70,20 @@ def test_bad_arguments_exit_before_any_work(argv, monkeypatch) -> None:
     with pytest.raises(SystemExit) as info:
         bench.main(argv)
     assert info.value.code == 2
+
+
+def test_calibration_removes_a_label_bias() -> None:
+    # The model always prefers label 0 (by 1-3 nats) but ranks the examples right: calibrated, it is right on all
+    # four; uncalibrated, on the two of label 0 only.
+    logprobs = torch.tensor([[0.0, -3.0], [0.0, -2.5], [0.0, -1.0], [0.0, -1.5]])
+    assert [int(p == a) for p, a in zip(logprobs.argmax(-1).tolist(), [0, 0, 1, 1], strict=True)] == [1, 1, 0, 0]
+    assert bench.calibrated_correct(logprobs, [0, 0, 1, 1]) == [1, 1, 1, 1]
+    out = bench.paired_accuracy([1, 0, 1, 0], [1, 1, 1, 0])
+    assert out["accuracy"] == 0.75 and out["diff"] == 0.25 and (out["won"], out["lost"]) == (1, 0)
+
+
+def test_review_style_hides_the_source_of_a_sentence() -> None:
+    assert (
+        bench._review_style("Warne said (again) it was fine, mostly.")
+        == "warne said ( again ) it was fine , mostly . "
+    )
