@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from inertia.attention.lm_config import LM_ATTENTION_PRESETS, parse_lm_attention
 from inertia.pipelines.limits import MAX_SEED
 from inertia.pipelines.text_generation import TEXT_METHODS
 
@@ -100,7 +101,13 @@ def _streamer(tokenizer: Any) -> Any:
 
 
 def _stream_one(
-    text_model: TextModel, prompt: str, method: str, params: dict[str, Any], max_new_tokens: int, seed: int
+    text_model: TextModel,
+    prompt: str,
+    method: str,
+    params: dict[str, Any],
+    max_new_tokens: int,
+    seed: int,
+    attention: str = "off",
 ) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Yields ``(text so far, None)`` while generating, then ``(final text, figures)``. Call under the model's lock."""
     from inertia.metrics.text import repetition_stats, tokens_per_second
@@ -119,6 +126,7 @@ def _stream_one(
                 max_new_tokens=max_new_tokens,
                 seed=seed,
                 streamer=streamer,
+                attention=attention,
                 **params,
             )
         except Exception as err:  # reported to the user below
@@ -142,6 +150,7 @@ def _stream_one(
     figures = {
         "method": method,
         "params": params,
+        "attention": attention,
         "new_tokens": streamer.new_tokens,
         "seconds": round(seconds, 3),
         "tokens_per_second": round(tokens_per_second(streamer.new_tokens, max(seconds, 1e-9)), 2),
@@ -158,6 +167,8 @@ def _table(figures: dict[str, dict[str, Any]]) -> str:
     for side, f in figures.items():
         params = ", ".join(f"{k}={v}" for k, v in f["params"].items())
         method = f"`{f['method']}`" + (f" ({params})" if params else "")
+        if f.get("attention", "off") != "off":
+            method += f" + momentum attention `{f['attention']}`"
         rows.append(
             f"| {side} | {method} | {f['new_tokens']} | {f['tokens_per_second']:.1f} | {f['rep-2']:.1f} | "
             f"{f['rep-3']:.1f} | {f['rep-4']:.1f} | {f['diversity']:.3f} |"
@@ -175,9 +186,11 @@ def stream_comparison(
     max_new_tokens: int = 64,
     seed: int = 0,
     highlight_n: int = 3,
+    attention_b: str = "off",
 ) -> Iterator[tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], str, dict[str, Any]]]:
     """Continues ``prompt`` with ``method_a`` then ``method_b``, yielding the two highlighted texts as they grow, a
-    Markdown table and the figures (rep-n and diversity on each continuation, tokens per second).
+    Markdown table and the figures (rep-n and diversity on each continuation, tokens per second). ``attention_b``
+    switches Dai et al.'s momentum attention on for side B only (``"off"``, ``"momentum"``, ``"momentum:<eta>"``).
 
     Raises:
         UserInputError: an invalid input, before any generation.
@@ -190,9 +203,13 @@ def stream_comparison(
     max_new_tokens = _whole("Max new tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
     seed = _whole("Seed", seed, 0, MAX_SEED)
     n = _whole("Highlight n", highlight_n, 1, 8)
+    try:
+        parse_lm_attention(attention_b)
+    except ValueError as err:
+        raise UserInputError(f"Momentum attention (B): {err}") from None
     sides = {
-        "A": (method_a, _method_params(method_a, alpha, top_k)),
-        "B": (method_b, _method_params(method_b, alpha, top_k)),
+        "A": (method_a, _method_params(method_a, alpha, top_k), "off"),
+        "B": (method_b, _method_params(method_b, alpha, top_k), attention_b),
     }
 
     text_model = store.text()
@@ -204,8 +221,8 @@ def stream_comparison(
         return highlight_repeats(texts["A"], n), highlight_repeats(texts["B"], n), _table(figures), summary
 
     with text_model.lock:
-        for side, (method, params) in sides.items():
-            for text, result in _stream_one(text_model, prompt, method, params, max_new_tokens, seed):
+        for side, (method, params, attention) in sides.items():
+            for text, result in _stream_one(text_model, prompt, method, params, max_new_tokens, seed, attention):
                 texts[side] = text
                 if result is not None:
                     figures[side] = result
@@ -227,13 +244,14 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
         max_new_tokens: int,
         seed: int,
         highlight_n: int,
+        attention_b: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's convention)
     ) -> Iterator[tuple[Any, ...]]:
         try:
             if not store.text_loaded:
                 progress(0, desc="loading the text model (first use: about 20 s on a CPU)")
             yield from stream_comparison(
-                store, prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n
+                store, prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b
             )
         except UserInputError as err:
             raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
@@ -256,6 +274,13 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 )
                 seed = gr.Number(0, label="Seed (sampling methods)", precision=0, minimum=0)
                 highlight_n = gr.Slider(2, 6, value=3, step=1, label="Highlight repeated n-grams, n =")
+            attention_b = gr.Dropdown(
+                list(LM_ATTENTION_PRESETS),
+                value="off",
+                label="Momentum attention on B (Dai et al.; experimental, training-free it does not help)",
+                elem_id="text-attention",
+                allow_custom_value=True,  # momentum:<eta> too; checked by the tab
+            )
             button = gr.Button("Generate", variant="primary", elem_id="text-generate")
         with gr.Column(scale=3, min_width=320):
             with gr.Row(equal_height=True):
@@ -269,7 +294,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
             table = gr.Markdown(elem_id="text-figures")
             with gr.Accordion("Figures (JSON)", open=False):
                 figures = gr.JSON(label="figures")
-    inputs = [prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n]
+    inputs = [prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b]
     label_errors(*inputs[1:])
     button.click(run, inputs, [out_a, out_b, table, figures], api_name="generate_text", concurrency_id="models")
     return {"inputs": inputs, "a": out_a, "b": out_b, "table": table, "figures": figures}

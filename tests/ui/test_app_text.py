@@ -49,10 +49,31 @@ def test_text_streams_both_methods_with_figures(client) -> None:
     assert "| A | `greedy` |" in table and "| B | `momentum` (alpha=0.2, top_k=5) |" in table
 
 
+def test_momentum_attention_switch_applies_to_side_b_only(client) -> None:
+    prompt = "The old lighthouse keeper climbed the stairs and"
+    a, b, table, figures = client.predict(
+        prompt=prompt,
+        method_a="greedy",
+        method_b="greedy",
+        max_new_tokens=TOKENS,
+        attention_b="momentum:0.3",
+        api_name="/generate_text",
+    )
+    model, tokenizer = shared_smollm2()
+    assert joined(a) == generate_text(model, tokenizer, prompt, method="greedy", max_new_tokens=TOKENS)
+    assert joined(b) == generate_text(
+        model, tokenizer, prompt, method="greedy", max_new_tokens=TOKENS, attention="momentum:0.3"
+    )
+    assert figures["runs"]["A"]["attention"] == "off" and figures["runs"]["B"]["attention"] == "momentum:0.3"
+    assert "| B | `greedy` + momentum attention `momentum:0.3` |" in table
+    assert model.config._attn_implementation == "sdpa"  # the shared model is restored
+
+
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
         ({"prompt": "   "}, "Enter a prompt to continue."),
+        ({"attention_b": "momentum:7"}, "Momentum attention (B): `eta` must be a number in [0, 1), got 7.0."),
         ({"method_a": "beam"}, "Method A (left): Value: beam is not in the list of choices"),
         ({"max_new_tokens": 0}, "Max new tokens: Value 0 is less than minimum value 1."),
         ({"top_k": 50}, "Momentum top-k: Value 50 is greater than maximum value 20."),
