@@ -106,7 +106,7 @@ class LMMomentumAttention:
 
 MOMENTUM_PRESET = {"eta": 0.05, "scale": 0.1}
 """The ``"momentum"`` preset: η 0.05 with the term scaled by λ 0.1. Training-free, the paper's form (λ = 1) at this η
-makes a pretrained model worse, and the scaled form is within noise of plain attention (docs/); the method needs a
+makes a pretrained model worse, and the scaled form is within noise of plain attention (docs/methods/lm-momentum-attention.md); the method needs a
 model trained or fine-tuned with it. The preset exists to try it, not because it helps."""
 
 LM_ATTENTION_PRESETS: dict[str, str] = {

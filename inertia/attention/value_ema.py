@@ -11,7 +11,7 @@ for a batch of queries from the (cached) values, a visibility mask over the keys
 key sequence. It needs no state: a cached decode step and a full forward give the same term. Options (all ours, not
 the paper's): ``scale`` λ (1 is the paper), ``normalized`` (divide by Σ η^(t-i) over the visible keys: a weighted mean
 instead of a sum), ``window`` K (only the K most recent earlier keys; the dropped tail is at most
-max|v|·η^(K+1)/(1-η) per coordinate, :func:`truncation_bound`). Pure torch; see docs/ for the method page.
+max|v|·η^(K+1)/(1-η) per coordinate, :func:`truncation_bound`). Pure torch; method page: docs/methods/lm-momentum-attention.md.
 
 Example:
     >>> import torch

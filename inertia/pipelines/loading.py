@@ -9,8 +9,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .digits import DigitsPipeline
 
 __all__ = ["EMBEDDED_DIGITS_DIR", "EmbeddedWeightsNotFoundError", "load_digits_pipeline"]
 
@@ -43,7 +47,7 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 def load_digits_pipeline(
     device: str | torch.device | None = None, dtype: torch.dtype | None = None, path: str | Path | None = None
-):
+) -> DigitsPipeline:
     """Loads the embedded class-conditional digits model as a `DigitsPipeline`.
 
     Args:

@@ -117,7 +117,7 @@ def generate_text(
         seed: seeds the sampling methods, so a call is repeatable.
         streamer: a transformers streamer receiving the tokens as they are generated (batch of one only).
         attention: ``"off"``, or ``"momentum"`` / ``"momentum:<eta>"`` for Dai et al.'s momentum attention during this
-            call only (:mod:`inertia.attention.lm`; the model is restored afterwards). Experimental: see docs/.
+            call only (:mod:`inertia.attention.lm`; the model is restored afterwards). Experimental: see docs/methods/lm-momentum-attention.md.
         **params: the method's parameters (:data:`TEXT_METHODS`), e.g. ``alpha=0.2, top_k=5`` for momentum.
 
     Returns:
