@@ -60,6 +60,8 @@ CORE_MODULES = (
     "inertia.guidance.spaces",
     "inertia.attention.config",
     "inertia.attention.rules",
+    "inertia.attention.value_ema",
+    "inertia.attention.lm_config",
     "inertia.decoders.momentum",
     "inertia.decoders.validation",
     "inertia.metrics.divergence",

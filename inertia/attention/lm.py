@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +50,9 @@ from .value_ema import query_positions_from_mask, value_momentum
 __all__ = [
     "LM_MOMENTUM_ATTENTION",
     "LMMomentumAttention",
+    "MomentumGates",
+    "add_momentum_gates",
+    "attention_modules",
     "disable_lm_momentum_attention",
     "enable_lm_momentum_attention",
     "lm_momentum_attention",
@@ -101,8 +105,15 @@ def lm_momentum_attention_forward(
     output, weights = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     params = _parameters(module)
     layer = getattr(module, "layer_idx", None)
-    if params.is_identity or (params.layers is not None and layer not in params.layers):
+    gates = getattr(module, "momentum_gates", None)
+    if params.layers is not None and layer not in params.layers:
         return output, weights
+    if gates is not None:  # learned per-head η_h and λ_h (fine-tuning, inertia.training.lm_momentum)
+        eta, scale = torch.sigmoid(gates.eta_logit), gates.scale
+    elif params.is_identity:
+        return output, weights
+    else:
+        eta, scale = params.eta, params.scale
     q_len, k_len = query.shape[2], key.shape[2]
     visible = _visible(attention_mask, query, key)
     if visible is not None:
@@ -113,8 +124,8 @@ def lm_momentum_attention_forward(
     else:  # no padding: the queries are the last q_len keys
         positions = torch.arange(k_len - q_len, k_len, device=query.device).expand(query.shape[0], -1)
     term = value_momentum(
-        value, positions, params.eta, params.scale, visible, params.normalized, params.window
-    )  # [B, H_kv, S_q, D]: the weights do not depend on the query, so groups share it
+        value, positions, eta, scale, visible, params.normalized, params.window
+    )  # [B, H_kv or H, S_q, D]: scalar weights do not depend on the query, so grouped heads share them
     heads = query.shape[1]
     if term.shape[1] != heads:
         term = term.repeat_interleave(heads // term.shape[1], dim=1)
@@ -169,3 +180,45 @@ def lm_momentum_attention(model: Any, params: LMMomentumAttention | None) -> Ite
             setattr(model.config, CONFIG_KEY, previous)
         elif hasattr(model.config, CONFIG_KEY):
             delattr(model.config, CONFIG_KEY)
+
+
+class MomentumGates(torch.nn.Module):
+    """Learnable per-head momentum-attention parameters of one attention layer, for fine-tuning a pretrained model.
+
+    λ_h (``scale``) starts at 0, so the model is exactly its SDPA self at step 0; η_h = sigmoid(``eta_logit``) starts
+    at ``eta``. While an attention module has ``momentum_gates``, they replace the config's ``eta`` and ``scale``.
+
+    Example:
+        >>> gates = MomentumGates(num_heads=4, eta=0.1)
+        >>> [round(v, 3) for v in torch.sigmoid(gates.eta_logit).tolist()], gates.scale.tolist()
+        ([0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0])
+    """
+
+    def __init__(self, num_heads: int, eta: float = 0.05) -> None:
+        super().__init__()
+        if not 0.0 < eta < 1.0:
+            raise ValueError(f"`eta` must be in (0, 1) to start the learned η_h, got {eta!r}.")
+        self.scale = torch.nn.Parameter(torch.zeros(num_heads))
+        self.eta_logit = torch.nn.Parameter(torch.full((num_heads,), math.log(eta / (1.0 - eta))))
+
+
+def attention_modules(model: Any) -> list[torch.nn.Module]:
+    """The attention modules that call the attention interface (they carry a ``layer_idx``), in layer order."""
+    found = [m for m in model.modules() if type(m).__name__.endswith("Attention") and hasattr(m, "layer_idx")]
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no attention modules with a `layer_idx` (AttentionInterface).")
+    return found
+
+
+def add_momentum_gates(model: Any, eta: float = 0.05) -> list[MomentumGates]:
+    """Attaches :class:`MomentumGates` to every attention layer and switches the model to momentum attention.
+
+    Returns the gates (their parameters are what a fine-tune adds). The model's output is unchanged until λ_h move.
+    """
+    heads = int(model.config.num_attention_heads)
+    gates = []
+    for module in attention_modules(model):
+        module.momentum_gates = MomentumGates(heads, eta).to(next(model.parameters()).device)
+        gates.append(module.momentum_gates)
+    enable_lm_momentum_attention(model, eta=eta)
+    return gates

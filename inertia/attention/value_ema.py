@@ -57,7 +57,7 @@ def query_positions_from_mask(visible: torch.Tensor) -> torch.Tensor:
 def value_weights(
     query_positions: torch.Tensor,
     num_keys: int,
-    eta: float,
+    eta: float | torch.Tensor,
     visible: torch.Tensor | None = None,
     normalized: bool = False,
     window: int | None = None,
@@ -67,7 +67,7 @@ def value_weights(
     Args:
         query_positions: ``[B, S_q]`` (or ``[1, S_q]``) positions t of the queries in the key sequence.
         num_keys: S_k.
-        eta: η in [0, 1].
+        eta: η in [0, 1], or a ``[H]`` tensor of per-head η in (0, 1) (then the weights are ``[B, H, S_q, S_k]``).
         visible: optional ``[B, S_q, S_k]`` boolean mask (padding, sliding windows, unfilled static-cache slots).
         normalized: divide each row by its sum (rows with no earlier visible key stay 0).
         window: keep only keys with t - i <= ``window``.
@@ -82,10 +82,16 @@ def value_weights(
         earlier = earlier & (distance <= window)
     if visible is not None:
         earlier = earlier & visible
-    if eta == 0.0:
+    if isinstance(eta, torch.Tensor):  # one η per head (learned): weights [B, H, S_q, S_k]
+        log_eta = torch.log(eta.float()).view(1, -1, 1, 1)
+        earlier = earlier.unsqueeze(1) if earlier.dim() == 3 else earlier
+        distance = distance.unsqueeze(1) if distance.dim() == 3 else distance
+        weights = torch.where(earlier, torch.exp(distance.clamp(min=0).float() * log_eta), 0.0)
+    elif eta == 0.0:
         return torch.zeros(earlier.shape, dtype=torch.float32, device=earlier.device)
-    # η^(t-i) as exp((t-i)·log η): no overflow, and far keys underflow to 0 as they should.
-    weights = torch.where(earlier, torch.exp(distance.clamp(min=0).float() * math.log(eta)), 0.0)
+    else:
+        # η^(t-i) as exp((t-i)·log η): no overflow, and far keys underflow to 0 as they should.
+        weights = torch.where(earlier, torch.exp(distance.clamp(min=0).float() * math.log(eta)), 0.0)
     if normalized:
         total = weights.sum(dim=-1, keepdim=True)
         weights = weights / torch.where(total > 0, total, 1.0)
@@ -95,8 +101,8 @@ def value_weights(
 def value_momentum(
     values: torch.Tensor,
     query_positions: torch.Tensor,
-    eta: float,
-    scale: float = 1.0,
+    eta: float | torch.Tensor,
+    scale: float | torch.Tensor = 1.0,
     visible: torch.Tensor | None = None,
     normalized: bool = False,
     window: int | None = None,
@@ -106,8 +112,8 @@ def value_momentum(
     Args:
         values: ``[B, H, S_k, D]`` values of every key (cache included).
         query_positions: ``[B, S_q]`` positions of the queries in the key sequence.
-        eta: η in [0, 1].
-        scale: λ; 1 is the paper's form.
+        eta: η in [0, 1], or a ``[H]`` tensor of per-head η (H query heads; differentiable, for fine-tuning).
+        scale: λ; 1 is the paper's form; or a ``[H]`` tensor of per-head gates λ_h.
         visible: optional ``[B, S_q, S_k]`` or ``[B, H, S_q, S_k]`` boolean mask of the keys each query may see.
         normalized: weighted mean instead of a weighted sum.
         window: only the ``window`` most recent earlier keys.
@@ -121,8 +127,13 @@ def value_momentum(
     if visible is not None and visible.dim() == 4 and not per_head:
         visible = visible[:, 0]
     v = values.to(compute)
-    if per_head and visible is not None and visible.shape[1] != v.shape[1]:  # a per-head mask over grouped values
-        v = v.repeat_interleave(visible.shape[1] // v.shape[1], dim=1)
+    heads = max(
+        visible.shape[1] if per_head and visible is not None else 1,
+        eta.numel() if isinstance(eta, torch.Tensor) else 1,
+        scale.numel() if isinstance(scale, torch.Tensor) else 1,
+    )
+    if heads > 1 and heads != v.shape[1]:  # per-head masks, η or λ over grouped values
+        v = v.repeat_interleave(heads // v.shape[1], dim=1)
     chunks = []
     for start in range(0, query_positions.shape[-1], QUERY_CHUNK):
         rows = slice(start, start + QUERY_CHUNK)
@@ -133,7 +144,10 @@ def value_momentum(
             )  # [B, H, q, S_k]
         else:
             mask = None if visible is None else visible[:, rows]
-            weights = value_weights(query_positions[:, rows], num_keys, eta, mask, normalized, window)[:, None]
+            weights = value_weights(query_positions[:, rows], num_keys, eta, mask, normalized, window)
+            weights = weights if weights.dim() == 4 else weights[:, None]
         chunks.append(weights.to(compute) @ v)  # [B, H, q, D]
     term = torch.cat(chunks, dim=2) if len(chunks) > 1 else chunks[0]
+    if isinstance(scale, torch.Tensor):
+        return (term * scale.to(compute).view(1, -1, 1, 1)).to(values.dtype)
     return (term * scale).to(values.dtype) if scale != 1.0 else term.to(values.dtype)

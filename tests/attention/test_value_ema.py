@@ -98,3 +98,27 @@ def test_far_keys_underflow_to_zero_not_nan() -> None:
     weights = value_weights(torch.tensor([[5000]]), 5001, 0.5)
     assert bool(torch.isfinite(weights).all()) and weights[0, 0, 0] == 0.0
     assert weights[0, 0, 4999].item() == pytest.approx(0.5) and math.isclose(weights.sum().item(), 1.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_per_head_eta_and_scale_equal_one_head_at_a_time(normalized: bool) -> None:
+    torch.manual_seed(3)
+    values = torch.randn(2, 2, 7, 3)  # two value heads shared by four query heads (GQA)
+    positions = torch.arange(7).expand(2, -1)
+    visible = torch.ones(2, 7, 7, dtype=torch.bool).tril()
+    visible[0, :, :2] = False
+    eta, scale = torch.tensor([0.1, 0.4, 0.7, 0.9]), torch.tensor([0.0, 0.5, 1.0, 2.0])
+    out = value_momentum(values, positions, eta, scale, visible=visible, normalized=normalized)
+    assert out.shape == (2, 4, 7, 3)
+    for head in range(4):
+        one = value_momentum(values[:, head // 2 : head // 2 + 1], positions, float(eta[head]), float(scale[head]),
+                             visible=visible, normalized=normalized)  # fmt: skip
+        torch.testing.assert_close(out[:, head : head + 1], one)
+
+
+def test_per_head_parameters_are_differentiable() -> None:
+    values = torch.randn(1, 1, 5, 2)
+    logit = torch.zeros(2, requires_grad=True)
+    gate = torch.full((2,), 0.5, requires_grad=True)
+    value_momentum(values, torch.arange(5)[None], torch.sigmoid(logit), gate).sum().backward()
+    assert logit.grad is not None and gate.grad is not None and bool((gate.grad != 0).all())

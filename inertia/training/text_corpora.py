@@ -3,7 +3,7 @@
 gensim's test data has ``lee_background.cor`` (300 Australian news articles, one per line; Lee, Pincombe and Welsh
 2005) and ``pang_lee_polarity.cor`` (200 movie-review sentences labelled positive or negative, from Pang and Lee
 2005). The wheel is fetched once with ``pip download --no-deps gensim`` (PyPI is a package registry, reachable from
-every machine of ours) into ``benchmarks/out/corpora/``, and the files are read from the archive; gensim itself is
+every machine of ours) into :data:`CACHE`, and the files are read from the archive; gensim itself is
 never installed or imported.
 
 Example::
@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -22,8 +23,9 @@ from pathlib import Path
 
 __all__ = ["CACHE", "lee_background", "pang_lee_polarity", "read_member"]
 
-CACHE = Path(__file__).resolve().parent / "out" / "corpora"
-"""Where the gensim wheel is kept after the first download."""
+CACHE = Path(os.environ.get("INERTIA_CACHE", Path.home() / ".cache" / "inertia")) / "corpora"
+"""Where the gensim wheel is kept after the first download (``$INERTIA_CACHE/corpora``, default
+``~/.cache/inertia/corpora``)."""
 GENSIM = "gensim==4.4.0"
 """The wheel version whose test data we read (pinned so the texts never change under a benchmark)."""
 
