@@ -180,17 +180,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "shots": args.shots,
     }
-    base = article_nll(model, tokenizer, held_out, args.tokens)
-    results["sdpa_ppl"] = math.exp(statistics.mean(base))
     results["grid"] = []
-    for eta, scale in GRID[: 2 if args.quick else None]:
+    base = article_nll(model, tokenizer, held_out, args.tokens) if "perplexity" in args.parts else [0.0]
+    results["sdpa_ppl"] = math.exp(statistics.mean(base))
+    for eta, scale in GRID[: 2 if args.quick else None] if "perplexity" in args.parts else ():
         enable_lm_momentum_attention(model, eta=eta, scale=scale)
         results["grid"].append(
             {"eta": eta, "scale": scale, **paired(base, article_nll(model, tokenizer, held_out, args.tokens))}
         )
         disable_lm_momentum_attention(model)
     results["fewshot"] = {}
-    for task, spec in fewshot_tasks(args.shots, args.fewshot_examples).items():
+    tasks = fewshot_tasks(args.shots, args.fewshot_examples) if "fewshot" in args.parts else {}
+    for task, spec in tasks.items():
         base = calibrated_correct(label_logprobs(model, tokenizer, spec["prompts"], spec["labels"]), spec["answers"])
         rows = []
         for eta, scale in FEWSHOT_SETTINGS[: 1 if args.quick else None]:
@@ -201,30 +202,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 {"eta": eta, "scale": scale, **paired_accuracy(base, calibrated_correct(logprobs, spec["answers"]))}
             )
         results["fewshot"][task] = {"examples": len(base), "sdpa_accuracy": statistics.mean(base), "settings": rows}
-    costs: dict[str, list[dict[str, float]]] = {"sdpa": [], "momentum": []}
-    for _ in range(args.cost_repeats):  # interleaved, so machine noise hits both alike
-        for name in costs:
-            if name == "momentum":
-                enable_lm_momentum_attention(model, eta=0.05, scale=0.1)
-            costs[name].append(decode_cost(model, tokenizer, held_out[0], args.context, args.decode_tokens))
-            disable_lm_momentum_attention(model)
-    results["cost"] = {
-        name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in costs.items()
-    }
+    results["cost"] = None
+    if "cost" in args.parts:
+        costs: dict[str, list[dict[str, float]]] = {"sdpa": [], "momentum": []}
+        for _ in range(args.cost_repeats):  # interleaved, so machine noise hits both alike
+            for name in costs:
+                if name == "momentum":
+                    enable_lm_momentum_attention(model, eta=0.05, scale=0.1)
+                costs[name].append(decode_cost(model, tokenizer, held_out[0], args.context, args.decode_tokens))
+                disable_lm_momentum_attention(model)
+        results["cost"] = {
+            name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in costs.items()
+        }
     results["context"] = args.context
     return results
 
 
 def report(results: dict[str, Any]) -> str:
     """The Markdown tables of ``lm_attention.md``."""
-    lines = [
-        f"Held-out Lee news articles: {results['articles']}, first {results['tokens']} tokens each; plain SDPA "
-        f"perplexity {results['sdpa_ppl']:.2f}. Ratio = perplexity / SDPA's, 95% interval from paired per-article "
-        "differences.",
-        "",
-        "| η | λ | perplexity | ratio | 95% interval | articles worse |",
-        "|---:|---:|---:|---:|---|---:|",
-    ]
+    lines = (
+        []
+        if not results["grid"]
+        else [
+            f"Held-out Lee news articles: {results['articles']}, first {results['tokens']} tokens each; plain SDPA "
+            f"perplexity {results['sdpa_ppl']:.2f}. Ratio = perplexity / SDPA's, 95% interval from paired per-article "
+            "differences.",
+            "",
+            "| η | λ | perplexity | ratio | 95% interval | articles worse |",
+            "|---:|---:|---:|---:|---|---:|",
+        ]
+    )
     for r in results["grid"]:
         lines.append(
             f"| {r['eta']} | {r['scale']} | {r['ppl']:.2f} | {r['ratio']:.4f} | "
@@ -245,6 +252,8 @@ def report(results: dict[str, Any]) -> str:
                 f"{row['diff_low']:+.3f} to {row['diff_high']:+.3f} | {row['won']} / {row['lost']} |"
             )
     cost = results["cost"]
+    if cost is None:
+        return "\n".join(lines) + "\n"
     decode = cost["momentum"]["decode_step_s"] / cost["sdpa"]["decode_step_s"]
     prefill = cost["momentum"]["prefill_s"] / cost["sdpa"]["prefill_s"]
     lines += [
@@ -270,8 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=4, help="demonstrations per few-shot prompt")
     parser.add_argument("--fewshot-examples", type=int, default=180, help="test prompts per task")
     parser.add_argument("--quick", action="store_true", help="5 articles of 64 tokens, 2 settings, 256 context")
+    parser.add_argument(
+        "--parts", default="perplexity,fewshot,cost", help="comma-separated subset of perplexity,fewshot,cost"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args(argv)
+    args.parts = set(args.parts.split(","))
+    if not args.parts or not args.parts <= {"perplexity", "fewshot", "cost"}:
+        parser.error(f"--parts takes names from perplexity, fewshot, cost; got {sorted(args.parts)}")
     if not 2 <= args.articles <= 300 or args.tokens < 8 or args.context < 8 or args.decode_tokens < 1:
         parser.error("--articles must be in [2, 300], --tokens and --context >= 8, --decode-tokens >= 1")
     if args.cost_repeats < 1 or args.threads < 1 or args.shots < 0 or args.fewshot_examples < 2:

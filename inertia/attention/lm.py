@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from .lm_config import CONFIG_KEY, LMMomentumAttention
-from .value_ema import query_positions_from_mask, value_momentum
+from .value_ema import query_positions_from_mask, value_momentum, value_weights
 
 __all__ = [
     "LM_MOMENTUM_ATTENTION",
@@ -123,13 +124,38 @@ def lm_momentum_attention_forward(
         visible = (torch.arange(k_len, device=query.device) < q_len).expand(query.shape[0], q_len, -1)
     else:  # no padding: the queries are the last q_len keys
         positions = torch.arange(k_len - q_len, k_len, device=query.device).expand(query.shape[0], -1)
-    term = value_momentum(
-        value, positions, eta, scale, visible, params.normalized, params.window
-    )  # [B, H_kv or H, S_q, D]: scalar weights do not depend on the query, so grouped heads share them
-    heads = query.shape[1]
-    if term.shape[1] != heads:
-        term = term.repeat_interleave(heads // term.shape[1], dim=1)
-    return output + term.transpose(1, 2).to(output.dtype), weights
+    if visible is None and gates is None and q_len == 1:  # decoding: one weight row, shared by every layer
+        row = _decode_weights(k_len, params.eta, params.normalized, params.window, value.device)
+        term = (row @ value.to(row.dtype)).to(value.dtype)  # [B, H_kv, 1, D]
+        term = term * params.scale if params.scale != 1.0 else term
+    else:
+        term = value_momentum(
+            value, positions, eta, scale, visible, params.normalized, params.window
+        )  # [B, H_kv or H, S_q, D]: scalar weights do not depend on the query, so grouped heads share them
+    batch, heads, groups = output.shape[0], output.shape[2], term.shape[1]
+    if groups == heads:
+        return output + term.transpose(1, 2).to(output.dtype), weights
+    # grouped-query attention: add each value head's term to its group of query heads without copying it
+    grouped = output.view(batch, q_len, groups, heads // groups, -1) + term.transpose(1, 2).unsqueeze(3).to(
+        output.dtype
+    )
+    return grouped.view_as(output), weights
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_weights_cached(
+    k_len: int, eta: float, normalized: bool, window: int | None, device: torch.device, inference: bool
+) -> torch.Tensor:
+    position = torch.tensor([[k_len - 1]], device=device)
+    return value_weights(position, k_len, eta, None, normalized, window)[:, None]  # [1, 1, 1, S_k]
+
+
+def _decode_weights(
+    k_len: int, eta: float, normalized: bool, window: int | None, device: torch.device
+) -> torch.Tensor:
+    """The weight row of a decoding step without padding: the same for every layer of that step, so it is built once
+    (keyed by inference mode too: an inference tensor must not reach autograd)."""
+    return _decode_weights_cached(k_len, eta, normalized, window, device, torch.is_inference_mode_enabled())
 
 
 AttentionInterface.register(LM_MOMENTUM_ATTENTION, lm_momentum_attention_forward)
