@@ -38,6 +38,7 @@ import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,6 +59,7 @@ __all__ = [
     "enable_lm_momentum_attention",
     "lm_momentum_attention",
     "lm_momentum_attention_forward",
+    "load_momentum_gates",
 ]
 
 from .lm_config import LM_MOMENTUM_ATTENTION
@@ -247,4 +249,31 @@ def add_momentum_gates(model: Any, eta: float = 0.05) -> list[MomentumGates]:
         module.momentum_gates = MomentumGates(heads, eta).to(next(model.parameters()).device)
         gates.append(module.momentum_gates)
     enable_lm_momentum_attention(model, eta=eta)
+    return gates
+
+
+def load_momentum_gates(model: Any, path: str | Path) -> list[MomentumGates]:
+    """Attaches gates to ``model`` (:func:`add_momentum_gates`) and loads learned values saved by
+    :func:`inertia.training.lm_momentum.save_gates` (the fine-tune's ``gates.safetensors``; its trained shared
+    weights are in ``shared.safetensors``: ``model.load_state_dict(load_file(...), strict=False)``).
+
+    Raises:
+        ValueError: the file's layers or heads do not match the model (nothing is changed then).
+    """
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    modules = attention_modules(model)
+    heads = int(model.config.num_attention_heads)
+    expected = {f"layer.{m.layer_idx}.{name}" for m in modules for name in ("scale", "eta_logit")}
+    if set(tensors) != expected or any(t.shape != (heads,) for t in tensors.values()):
+        raise ValueError(
+            f"{path} holds gates for {len(tensors) // 2} layers of {next(iter(tensors.values())).numel()} heads; the "
+            f"model has {len(modules)} attention layers of {heads} heads."
+        )
+    gates = add_momentum_gates(model)
+    with torch.no_grad():
+        for module, gate in zip(modules, gates, strict=True):
+            gate.scale.copy_(tensors[f"layer.{module.layer_idx}.scale"])
+            gate.eta_logit.copy_(tensors[f"layer.{module.layer_idx}.eta_logit"])
     return gates

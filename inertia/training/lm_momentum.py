@@ -127,7 +127,8 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tunes ``model`` in place (one arm) and returns its log and the final held-out NLL per text.
 
-    Writes ``log.jsonl``, ``result.json`` and, for the momentum arm, ``gates.safetensors`` into ``output_dir``.
+    Writes ``log.jsonl``, ``result.json``, ``shared.safetensors`` (the trained shared weights) and, for the
+    momentum arm, ``gates.safetensors`` into ``output_dir``.
     """
     from accelerate import Accelerator
 
@@ -193,6 +194,12 @@ def finetune(
         (folder / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
         if config.arm == "momentum":
             save_gates(model, folder / "gates.safetensors")
+        if shared:  # the trained shared weights: with the gates, the whole fine-tuned difference
+            from safetensors.torch import save_file
+
+            ids = {id(p) for p in shared}
+            trained = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if id(p) in ids}
+            save_file(trained, str(folder / "shared.safetensors"))
     return result
 
 
