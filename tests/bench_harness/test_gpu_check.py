@@ -14,7 +14,7 @@ from benchmarks import gpu_check, gpu_wheels
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
-GPU_TEST_MODULES = ("test_schedulers", "test_hooks", "test_decoders", "test_products")
+GPU_TEST_MODULES = ("test_schedulers", "test_hooks", "test_decoders", "test_products", "test_lm_attention")
 
 no_cuda = pytest.mark.skipif(
     torch.cuda.is_available(), reason="on a CUDA machine run `python -m benchmarks.gpu_check` itself (minutes)"
