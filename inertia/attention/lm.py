@@ -277,3 +277,28 @@ def load_momentum_gates(model: Any, path: str | Path) -> list[MomentumGates]:
             gate.scale.copy_(tensors[f"layer.{module.layer_idx}.scale"])
             gate.eta_logit.copy_(tensors[f"layer.{module.layer_idx}.eta_logit"])
     return gates
+
+
+SMOLLM2_ADAPTER = Path(__file__).resolve().parents[1] / "models" / "lm_momentum"
+"""The shipped fine-tune of the embedded SmolLM2-135M (gates + normalisation weights; model card in the folder)."""
+
+
+def load_momentum_adapter(model: Any, folder: str | Path = SMOLLM2_ADAPTER, prefix: str = "smollm2-135m-lee") -> Any:
+    """Loads a momentum-attention fine-tune into ``model``: its normalisation weights (``<prefix>-norms``) and its
+    gates (``<prefix>-gates``); the default is the shipped SmolLM2-135M one (BENCHMARKS.md §8).
+
+    Raises:
+        ValueError: a weight the model does not have, or gates that do not fit it (before anything changes).
+    """
+    from safetensors.torch import load_file
+
+    norms = load_file(str(Path(folder) / f"{prefix}-norms.safetensors"))
+    names = dict(model.named_parameters())
+    missing = sorted(set(norms) - set(names))
+    if missing or any(names[k].shape != v.shape for k, v in norms.items() if k in names):
+        raise ValueError(f"the adapter's weights do not fit {type(model).__name__}: {missing[:3] or 'shapes differ'}")
+    load_momentum_gates(model, Path(folder) / f"{prefix}-gates.safetensors")
+    with torch.no_grad():
+        for key, value in norms.items():
+            names[key].copy_(value)
+    return model

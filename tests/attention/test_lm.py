@@ -200,3 +200,29 @@ def test_a_missing_or_bad_config_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown keys \['beta'\]"):
         model(IDS)
     assert LMMomentumAttention.from_dict({"eta": 0.1}).to_dict()["scale"] == 1.0
+
+
+def test_the_shipped_smollm2_adapter_fits_smollm2() -> None:
+    # Without loading SmolLM2: 30 layers x 9 heads of gates, and normalisation weights only.
+    from safetensors.torch import load_file
+
+    from inertia.attention.lm import SMOLLM2_ADAPTER
+
+    gates = load_file(str(SMOLLM2_ADAPTER / "smollm2-135m-lee-gates.safetensors"))
+    norms = load_file(str(SMOLLM2_ADAPTER / "smollm2-135m-lee-norms.safetensors"))
+    assert len(gates) == 2 * 30 and all(t.shape == (9,) for t in gates.values())
+    assert norms and all("norm" in key for key in norms)
+    eta = torch.sigmoid(torch.stack([t for k, t in gates.items() if k.endswith("eta_logit")]))
+    assert 0.0 < float(eta.min()) and float(eta.max()) < 0.5
+
+
+def test_an_adapter_that_does_not_fit_is_refused(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from inertia.attention.lm import load_momentum_adapter
+
+    save_file({"model.no_such.weight": torch.ones(3)}, str(tmp_path / "x-norms.safetensors"))
+    model = tiny("llama")
+    with pytest.raises(ValueError, match="do not fit LlamaForCausalLM"):
+        load_momentum_adapter(model, tmp_path, prefix="x")
+    assert model.config._attn_implementation == "sdpa"

@@ -50,3 +50,18 @@ def test_generate_text_switches_it_for_one_call_only() -> None:
             "layers": None,
         }
     assert generate_text(model, tokenizer, PROMPT, method="greedy", max_new_tokens=12) == plain
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_reproduces_its_held_out_perplexity() -> None:
+    import math
+
+    from inertia.attention.lm import load_momentum_adapter
+    from inertia.pipelines.text import load_text_model
+    from inertia.training.lm_momentum import held_out_nll
+    from inertia.training.text_corpora import lee_background
+
+    model, tokenizer = load_text_model(device="cpu")  # a fresh copy: the adapter changes weights
+    load_momentum_adapter(model)
+    nll = held_out_nll(model, tokenizer, lee_background()[-50:])
+    assert math.exp(sum(nll) / len(nll)) == pytest.approx(31.0896, abs=0.01)
