@@ -64,7 +64,10 @@ __all__ = [
 
 from .lm_config import LM_MOMENTUM_ATTENTION
 
-_PARSED: dict[int, tuple[Any, LMMomentumAttention]] = {}
+
+@functools.lru_cache(maxsize=64)
+def _parse(items: tuple[tuple[str, Any], ...]) -> LMMomentumAttention:
+    return LMMomentumAttention.from_dict(dict(items))
 
 
 def _parameters(module: torch.nn.Module) -> LMMomentumAttention:
@@ -75,12 +78,10 @@ def _parameters(module: torch.nn.Module) -> LMMomentumAttention:
             f"attn_implementation={LM_MOMENTUM_ATTENTION!r} needs `model.config.{CONFIG_KEY}` (a dict with at least "
             "`eta` and `scale`); use inertia.attention.lm.enable_lm_momentum_attention(model, eta=...)."
         )
-    cached = _PARSED.get(id(values))
-    if cached is not None and cached[0] is values:
-        return cached[1]
-    parsed = LMMomentumAttention.from_dict(dict(values))
-    _PARSED[id(values)] = (values, parsed)
-    return parsed
+    if not isinstance(values, dict):
+        raise ValueError(f"`config.{CONFIG_KEY}` must be a dict, got {type(values).__name__}.")
+    # keyed by the contents, not the dict: an in-place edit of the config takes effect on the next forward
+    return _parse(tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items())))
 
 
 def _visible(attention_mask: torch.Tensor | None, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:

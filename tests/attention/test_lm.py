@@ -226,3 +226,14 @@ def test_an_adapter_that_does_not_fit_is_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="do not fit LlamaForCausalLM"):
         load_momentum_adapter(model, tmp_path, prefix="x")
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_an_in_place_edit_of_the_config_takes_effect() -> None:
+    model = tiny("llama")
+    plain = model(IDS).logits
+    enable_lm_momentum_attention(model, eta=0.3)
+    changed = model(IDS).logits
+    model.config.momentum_attention["eta"] = 0.0  # edited in place, not replaced
+    assert torch.equal(model(IDS).logits, plain)
+    model.config.momentum_attention["eta"] = 0.3
+    assert torch.equal(model(IDS).logits, changed)
