@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -86,6 +87,41 @@ def about_markdown(store: ModelStore) -> str:
     return "\n\n".join(parts)
 
 
+HANDLER_IMPORTS = (
+    "diffusers.pipelines",
+    "inertia.samplers",
+    "inertia.samplers.recommend",
+    "inertia.pipelines.digits",
+    "inertia.pipelines.image",
+    "inertia.metrics.digits",
+    "transformers.generation",
+    "inertia.pipelines.text",
+    "inertia.pipelines.text_generation",
+    "inertia.metrics.text",
+)
+"""Modules the request handlers import, imported while the app is built, before any request thread runs.
+
+diffusers' and transformers' lazy top-level modules are not safe to resolve from two threads at once: a request
+importing the samplers (``from diffusers import DPMSolverMultistepScheduler``) while another loads the digits
+pipeline (``from diffusers import DiffusionPipeline``) fails the second with ``ImportError: cannot import name``.
+"""
+
+
+def import_handler_modules() -> None:
+    """Imports :data:`HANDLER_IMPORTS` (and resolves the lazily exported host classes the handlers use)."""
+    for name in HANDLER_IMPORTS:
+        importlib.import_module(name)
+    import diffusers
+    import transformers
+
+    for module, names in (
+        (diffusers, ("DiffusionPipeline", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler")),
+        (transformers, ("TextIteratorStreamer", "AutoModelForCausalLM", "AutoTokenizer")),
+    ):
+        for attribute in names:
+            getattr(module, attribute)
+
+
 CSS = """
 #image-gallery img, #image-compare img { image-rendering: pixelated; }
 #text-a .text, #text-b .text { word-break: normal; overflow-wrap: anywhere; }
@@ -121,6 +157,7 @@ def build_app(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
     store = store if store is not None else ModelStore(device=device)
+    import_handler_modules()  # in this thread: request threads must not race on the hosts' lazy imports
     with gr.Blocks(title="inertia: momentum methods") as demo:
         gr.Markdown(
             "# inertia\nMomentum samplers, guidance and attention for diffusion; momentum decoding for text. "

@@ -324,6 +324,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
+    from .files import png_file
     from .widgets import accept_whole_numbers_as_text, label_errors
 
     def run(
@@ -353,9 +354,13 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         values = {name: value for name, value in locals().items() if name in REQUEST_FIELDS}
         progress(0, desc="loading the model")
         try:
-            return generate_images(store, **values)
+            gallery, slider, table, figures = generate_images(store, **values)
         except UserInputError as err:
             raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
+        # files written whole, not PIL images (Gradio rewrites a PIL image's cache file in place: see .files)
+        gallery = [(png_file(image), caption) for image, caption in gallery]
+        slider = None if slider is None else (png_file(slider[0]), png_file(slider[1]))
+        return gallery, slider, table, figures
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):

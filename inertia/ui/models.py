@@ -3,7 +3,9 @@
 Requests share the cached models but never their per-call state: :func:`inertia.pipelines.presets.configure` gives a
 pipeline a fresh scheduler and fresh guidance / attention hooks, so each request holds its model's lock around
 ``configure`` + the pipeline call (and the text model's lock around ``generate``). Requests for different models run
-in parallel, up to the queue's concurrency limit.
+in parallel, up to the queue's concurrency limit; loads of image models take turns (one lock for all names: a
+hub pipeline's ``from_pretrained`` resolves its classes through diffusers' lazy module, which two threads must not
+do at once).
 
 Nothing here imports Gradio: errors are plain exceptions (:class:`UserInputError` for bad input), turned into
 ``gr.Error`` by the tabs.
@@ -166,7 +168,7 @@ class ModelStore:
         self._image_loader = image_loader or _load_image
         self._images: OrderedDict[str, ImageModel] = OrderedDict()
         self._images_lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
+        self._loading = threading.Lock()
         self._text: TextModel | None = None
         self._text_lock = threading.Lock()
 
@@ -182,8 +184,7 @@ class ModelStore:
             if cached is not None:
                 self._images.move_to_end(key)
                 return cached
-            loading = self._loading.setdefault(key, threading.Lock())
-        with loading:  # one load per name, however many requests ask at once
+        with self._loading:  # one load at a time, and one per name however many requests ask at once
             with self._images_lock:
                 cached = self._images.get(key)
                 if cached is not None:
@@ -197,7 +198,6 @@ class ModelStore:
                 self._images[key] = model
                 while len(self._images) > self.max_image_models:
                     self._images.popitem(last=False)  # a request still using it keeps its own reference
-                self._loading.pop(key, None)
             return model
 
     def text(self) -> TextModel:

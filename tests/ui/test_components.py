@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -113,6 +114,44 @@ def test_store_loads_each_model_once_and_names_bad_ones() -> None:
     assert calls == ["digits", "a/b", "c/d", "digits"]
     with pytest.raises(UserInputError, match=r"^Could not load the image model 'broken/model': offline"):
         store.image("broken/model")
+
+
+def test_loads_of_different_models_take_turns_and_a_cached_model_does_not_wait() -> None:
+    """Two hub pipelines never load at once (diffusers' lazy imports are not thread-safe); a loaded one is served."""
+    running, overlaps, release = [0], [], threading.Event()
+
+    def loader(name, device):
+        running[0] += 1
+        overlaps.append(running[0])
+        if name == "slow/model":
+            release.wait(5)
+        time.sleep(0.02)
+        running[0] -= 1
+        return name
+
+    store = ModelStore(device="cpu", max_image_models=4, image_loader=loader)
+    store.image("digits")
+    threads = [threading.Thread(target=store.image, args=(name,)) for name in ("slow/model", "a/b", "c/d")]
+    for thread in threads:
+        thread.start()
+    assert store.image("digits").pipe == "digits"  # while slow/model is still loading
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert max(overlaps) == 1 and sorted(overlaps) == [1, 1, 1, 1]
+
+
+def test_the_app_imports_what_its_handlers_import_before_serving() -> None:
+    """In a fresh process, building the app leaves no host module for a request thread to import lazily."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from inertia.ui.app import HANDLER_IMPORTS, import_handler_modules; import_handler_modules(); "
+        "missing = [m for m in HANDLER_IMPORTS if m not in sys.modules]; "
+        "import diffusers; assert 'DiffusionPipeline' in vars(diffusers) and not missing, missing"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_about_names_every_paper_and_the_device() -> None:
