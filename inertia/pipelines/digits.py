@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,6 +84,15 @@ class DigitsPipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler)
         self._guidance_scale = 1.0
         self._num_timesteps = 0
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        """diffusers' ``save_pretrained``, plus the model's tuned preset settings (``inertia_presets.json``) if any."""
+        from inertia.pipelines.model_presets import write_model_presets
+
+        super().save_pretrained(save_directory, *args, **kwargs)
+        presets = getattr(self, "inertia_presets", None) or {}
+        if any(presets.get(section) for section in ("guidance", "attention", "sampler")):
+            write_model_presets(save_directory, presets)
 
     @property
     def guidance_scale(self) -> float:

@@ -61,6 +61,9 @@ def load_image_pipeline(
 
     import inertia.pipelines.digits  # noqa: F401  (saved DigitsPipelines name their classes by module path)
 
+    from .model_presets import read_model_presets
+
+    presets = read_model_presets(checked) if isinstance(checked, Path) else None
     try:
         pipe = DiffusionPipeline.from_pretrained(str(checked), dtype=dtype, trust_remote_code=False)
     except OSError as err:  # not on disk, not in the cache, no network (huggingface_hub errors are OSErrors)
@@ -68,6 +71,8 @@ def load_image_pipeline(
             f"could not load the pipeline {str(name_or_path)!r}: {_first_line(err)} (a hub id needs internet or the "
             "Hugging Face cache; a folder needs `save_pretrained` output)"
         ) from err
+    if presets is not None:
+        pipe.inertia_presets = presets  # a local folder's tuned preset settings (inertia_presets.json), if any
     return pipe.to(resolved)
 
 

@@ -76,6 +76,9 @@ def load_digits_pipeline(
                 "runs/vp/pipeline here, or pass `path=` to a saved DigitsPipeline."
             )
     from inertia.pipelines.digits import DigitsPipeline
+    from inertia.pipelines.model_presets import read_model_presets
 
+    presets = read_model_presets(folder)  # checked before the weights load
     pipe = DigitsPipeline.from_pretrained(folder, dtype=dtype)  # dtype at load: no float32-module warning
+    pipe.inertia_presets = presets  # the model's tuned preset settings, used by configure()
     return pipe.to(device=resolved)

@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .model_presets import attention_defaults, guidance_defaults, model_presets, sampler_default
+
 SAMPLER_PRESETS: dict[str, str] = {
     "default": "the pipeline's own scheduler",
     "dpm++2m": "DPM-Solver++(2M), stock (inertia's class at β = 1: bit-identical, flow configs handled)",
@@ -137,6 +139,8 @@ def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None)
 
     validate_presets(sampler=sampler)
     base, value = _split("sampler", sampler, SAMPLER_PRESETS)
+    if value is None and (tuned := sampler_default(model_presets(pipe), base)) is not None:
+        value = repr(tuned)  # the model's tuned momentum number for the plain name (inertia_presets.json)
     original = _base_scheduler(pipe)
     config = original.config
     if base == "default":
@@ -173,12 +177,13 @@ def guidance_methods(pipe: Any, guidance: str, **params: Any) -> tuple[Any, ...]
 
     validate_presets(guidance=guidance)
     base, _ = _split("guidance", guidance, GUIDANCE_PRESETS)
+    if base in ("none", "cfg") and params:
+        raise ValueError(f"`guidance`={guidance!r} takes no parameters, got {sorted(params)}.")
+    params = {**guidance_defaults(model_presets(pipe), base), **params}  # the model's tuned values, then yours
     apg_params = {k.removeprefix("apg_"): v for k, v in params.items() if k.startswith("apg_") or base == "apg"}
     higs_params = {k.removeprefix("higs_"): v for k, v in params.items() if k.startswith("higs_") or base == "higs"}
     if base == "apg+higs" and (loose := sorted(k for k in params if not k.startswith(("apg_", "higs_")))):
         raise ValueError(f"`guidance`='apg+higs' parameters need an `apg_` or `higs_` prefix, got {loose}.")
-    if base in ("none", "cfg") and params:
-        raise ValueError(f"`guidance`={guidance!r} takes no parameters, got {sorted(params)}.")
     if base == "none":
         return ()
     if base == "cfg":
@@ -229,7 +234,9 @@ def configure(
     """Applies a sampler, a guidance method and momentum attention to ``pipe`` by preset name, in place.
 
     Every argument is validated before anything changes. Calling it again replaces all three; the defaults restore
-    the stock pipeline (its original scheduler, plain CFG, no attention hooks).
+    the stock pipeline (its original scheduler, plain CFG, no attention hooks). A model that ships tuned preset
+    settings (``inertia_presets.json``, see :mod:`inertia.pipelines.model_presets`) gets them as the presets'
+    defaults; ``guidance_params`` / ``attention_params`` and ``"name:value"`` override them.
 
     Args:
         pipe: a diffusers pipeline (SD, SDXL, SD3, Flux, `DigitsPipeline`, ...).
@@ -260,7 +267,9 @@ def configure(
         raise ValueError(f"`guidance_scale` must be a finite number >= 0 or None, got {guidance_scale!r}.")
     scheduler = make_scheduler(pipe, sampler, guidance_scale)
     methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
-    attention_cfg = attention_config(attention, **(attention_params or {}))
+    attention_base = _split("attention", attention, ATTENTION_PRESETS)[0]
+    tuned = attention_defaults(model_presets(pipe), attention_base) if attention_base != "off" else {}
+    attention_cfg = attention_config(attention, **{**tuned, **(attention_params or {})})
     pipe.scheduler = scheduler
     if methods:
         apply_guidance(pipe, *methods)
