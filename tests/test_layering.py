@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "_lazy": CORE,  # lazy-attribute helper (standard library only)
     "diffusion": CORE,  # VP/EDM/FDM preconditioning and loss, shared by models and training
     "samplers": ADAPTER,
+    "k_diffusion": ADAPTER,  # k-diffusion sampler functions over the samplers' math core
     "guidance": ADAPTER,
     "attention": ADAPTER,
     "decoders": ADAPTER,
@@ -54,6 +55,7 @@ KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {
 CORE_MODULES = (
     "inertia.diffusion.precond",
     "inertia.diffusion.loss",
+    "inertia.samplers.dpm_momentum",
     "inertia.samplers.momentum",
     "inertia.guidance.apg",
     "inertia.guidance.higs",

@@ -11,7 +11,7 @@ from inertia.guidance.classic import find_denoiser, guidance_hook
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-SELF_CONTAINED = ("load_digits_pipeline", "load_image_pipeline", "load_text_model")
+SELF_CONTAINED = ("load_digits_pipeline", "load_image_pipeline", "load_text_model", "inertia.k_diffusion")
 CASES = [
     (index, kind)
     for index, code in enumerate(BLOCKS)

@@ -36,6 +36,7 @@ from diffusers import DPMSolverMultistepScheduler
 from diffusers.configuration_utils import register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  (pipeline loading looks it up here)
 
+from .dpm_momentum import dpmpp_2m_combination, dpmpp_3m_combination, dpmpp_update, heavy_ball
 from .momentum import validate_beta
 from .recommend import recommended_beta
 from .schedule import MomentumScheduleMixin
@@ -268,6 +269,13 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
             )
         return super().step(model_output, timestep, sample, generator, variance_noise, return_dict)
 
+    def convert_model_output(self, model_output: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The parent's conversion to x0, never the denoiser's own tensor: with ``prediction_type="sample"`` diffusers
+        returns ``model_output`` itself and keeps it as history, which a denoiser that reuses one output buffer (CUDA
+        graphs, ``torch.compile``) would overwrite on the next call. Otherwise identical (same values, no copy)."""
+        converted = super().convert_model_output(model_output, *args, **kwargs)
+        return converted.clone() if converted is model_output else converted
+
     def _momentum_active(self) -> bool:
         return self._beta < 1.0 and self.config.algorithm_type == "dpmsolver++"
 
@@ -279,19 +287,15 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         scale: torch.Tensor,
         alpha_t: torch.Tensor,
     ) -> torch.Tensor:
+        if self._velocity is not None and self._velocity.shape != combination.shape:
+            raise ValueError(
+                f"`model_output` batch shape changed from {tuple(self._velocity.shape)} to "
+                f"{tuple(combination.shape)} mid-run; call `set_timesteps` before sampling a new batch."
+            )
         # v ← (1−β)·v + β·U (paper eq. 13 applied to the data-prediction combination U, App. H), as one lerp.
-        if self._velocity is None:
-            velocity = combination
-        else:
-            if self._velocity.shape != combination.shape:
-                raise ValueError(
-                    f"`model_output` batch shape changed from {tuple(self._velocity.shape)} to "
-                    f"{tuple(combination.shape)} mid-run; call `set_timesteps` before sampling a new batch."
-                )
-            velocity = torch.lerp(self._velocity, combination, self._beta)
-        self._velocity = velocity
+        self._velocity = heavy_ball(self._velocity, combination, self._beta)
         # x_t = (σ_t/σ_s0)·x_s − α_t·(e^{−h} − 1)·v  (DPM-Solver++ exponential integrator with U replaced by v).
-        return scale * sample - (alpha_t * (torch.exp(-h) - 1.0)) * velocity
+        return dpmpp_update(sample, self._velocity, h, scale, alpha_t)
 
     def _lambdas(self, count: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         i = self.step_index
@@ -322,13 +326,8 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         lambda_t, (lambda_s0, lambda_s1), alpha_t, scale = self._lambdas(2)
         m0, m1 = model_output_list[-1], model_output_list[-2]
         h, h_0 = lambda_t - lambda_s0, lambda_s0 - lambda_s1
-        # D1 = (m0 − m1)/r0 with r0 = h_0/h; the scalar weights are folded so U costs three tensor ops.
-        if self.config.solver_type == "midpoint":
-            weight = 0.5 * h / h_0  # U = D0 + ½·D1
-        else:
-            em1 = torch.exp(-h) - 1.0
-            weight = -((em1 / h + 1.0) / em1) * h / h_0  # heun: U = D0 − ((e^{−h}−1)/h + 1)/(e^{−h}−1)·D1
-        combination = m0 + weight * (m0 - m1)
+        # U = D0 + ½·D1 (midpoint) or the heun combination, with D1 = (m0 − m1)/r0 and r0 = h_0/h.
+        combination = dpmpp_2m_combination(m0, m1, h, h_0, self.config.solver_type)
         return self._heavy_ball_update(combination, sample, h, scale, alpha_t)
 
     def multistep_dpm_solver_third_order_update(
@@ -354,11 +353,6 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         lambda_t, (lambda_s0, lambda_s1, lambda_s2), alpha_t, scale = self._lambdas(3)
         m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
         h, h_0, h_1 = lambda_t - lambda_s0, lambda_s0 - lambda_s1, lambda_s1 - lambda_s2
-        r0, r1 = h_0 / h, h_1 / h
-        d1_0, d1_1 = (1.0 / r0) * (m0 - m1), (1.0 / r1) * (m1 - m2)
-        d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
-        d2 = (1.0 / (r0 + r1)) * (d1_0 - d1_1)
-        em1 = torch.exp(-h) - 1.0
         # 3M: x_t = (σ_t/σ_s0)x − α_t·em1·D0 + α_t(em1/h + 1)·D1 − α_t((em1 + h)/h² − ½)·D2 = (σ_t/σ_s0)x − α_t·em1·U.
-        combination = m0 - ((em1 / h + 1.0) / em1) * d1 + (((em1 + h) / h**2 - 0.5) / em1) * d2
+        combination = dpmpp_3m_combination(m0, m1, m2, h, h_0, h_1)
         return self._heavy_ball_update(combination, sample, h, scale, alpha_t)

@@ -14,6 +14,8 @@ CASES = {
     "plms": lambda: MomentumPLMSScheduler(momentum_method="ghvb", solver_order=4, momentum_beta=1.0),
     "hb-dpm++": lambda: MomentumDPMSolverMultistepScheduler(momentum_beta=0.7),
     "hb-dpm++-v": lambda: MomentumDPMSolverMultistepScheduler(momentum_beta=0.7, prediction_type="v_prediction"),
+    "hb-dpm++-x0": lambda: MomentumDPMSolverMultistepScheduler(momentum_beta=0.7, prediction_type="sample"),
+    "dpm++-x0": lambda: MomentumDPMSolverMultistepScheduler(momentum_beta=1.0, prediction_type="sample"),
 }
 
 
