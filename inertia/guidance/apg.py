@@ -9,7 +9,8 @@ ICLR 2025, arXiv 2410.02416), in the order of the paper's Algorithm 1 code (mome
     Δ∥ = ⟨Δ, û⟩û,  û = D_c/‖D_c‖       # projection onto the conditional prediction, in float64
     D  = D_c + (w − 1)(Δ⊥ + η Δ∥)
 
-Norms and inner products are per sample over all non-batch dims. No host syncs.
+Norms and inner products are per sample over all non-batch dims by default; ``norm_dims`` picks other dims (e.g.
+per (sample, frame) on 5-D video latents, see :func:`resolve_norm_dims`). No host syncs.
 
 Example:
     >>> import torch
@@ -28,10 +29,59 @@ import torch
 
 _TINY = 1e-12
 
+NORM_DIMS = ("per_sample", "per_frame")
+"""Named ``norm_dims``: all non-batch dims, or C, H, W of ``(B, C, F, H, W)`` video latents (one norm per frame)."""
+
+NormDims = str | tuple[int, ...]
+
 
 def sample_dims(x: torch.Tensor) -> tuple[int, ...]:
     """All non-batch dims of ``x``: norms and projections are per sample."""
     return tuple(range(1, x.ndim))
+
+
+def resolve_norm_dims(norm_dims: NormDims, ndim: int) -> tuple[int, ...]:
+    """The dims that APG's norm clipping and projection reduce over, for a latent with ``ndim`` dims.
+
+    Args:
+        norm_dims: ``"per_sample"`` (all non-batch dims), ``"per_frame"`` (dims 1, 3, 4 of a 5-D ``(B, C, F, H, W)``
+            latent: one norm per sample and frame) or a tuple of non-batch dims (negative counts from the end).
+        ndim: number of dims of the latent, batch included.
+
+    Returns:
+        Sorted, non-negative dims.
+
+    Raises:
+        ValueError: a name the latent's shape does not allow, or dims outside ``[1, ndim − 1]`` / ``[−(ndim − 1), −1]``
+            (dim 0 is the batch: reducing over it would mix samples).
+
+    Example:
+        >>> resolve_norm_dims("per_sample", 4), resolve_norm_dims("per_frame", 5), resolve_norm_dims((-1, 1), 4)
+        ((1, 2, 3), (1, 3, 4), (1, 3))
+    """
+    if norm_dims == "per_sample":
+        return tuple(range(1, ndim))
+    if norm_dims == "per_frame":
+        if ndim != 5:
+            raise ValueError(
+                f"`norm_dims`='per_frame' needs 5-D (B, C, F, H, W) latents, got {ndim}-D ones; use 'per_sample' or a "
+                f"tuple of dims in [1, {ndim - 1}]."
+            )
+        return (1, 3, 4)
+    if not isinstance(norm_dims, tuple) or not norm_dims:
+        raise ValueError(f"`norm_dims` must be one of {NORM_DIMS} or a non-empty tuple of dims, got {norm_dims!r}.")
+    resolved = []
+    for dim in norm_dims:
+        valid = isinstance(dim, int) and not isinstance(dim, bool) and (1 <= dim < ndim or -ndim < dim <= -1)
+        if not valid:
+            raise ValueError(
+                f"`norm_dims`={norm_dims!r}: every dim must be a non-batch dim of the {ndim}-D latent, in "
+                f"[1, {ndim - 1}] or [{1 - ndim}, -1], got {dim!r}."
+            )
+        resolved.append(dim % ndim)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"`norm_dims`={norm_dims!r} names a dim twice for a {ndim}-D latent.")
+    return tuple(sorted(resolved))
 
 
 def cfg_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -39,12 +89,15 @@ def cfg_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torc
     return uncond + scale * (cond - uncond)
 
 
-def project(vector: torch.Tensor, onto: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def project(
+    vector: torch.Tensor, onto: torch.Tensor, dims: tuple[int, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample split ``vector = parallel + orthogonal`` with respect to ``onto``, computed in float64.
 
-    Returns both parts in ``vector``'s dtype. A zero ``onto`` gives a zero parallel part.
+    ``dims`` are the dims the inner products reduce over (default: all non-batch dims). Returns both parts in
+    ``vector``'s dtype. A zero ``onto`` gives a zero parallel part.
     """
-    dims = sample_dims(vector)
+    dims = sample_dims(vector) if dims is None else dims
     v, u = vector.double(), onto.double()
     unit = u / torch.linalg.vector_norm(u, dim=dims, keepdim=True).clamp_min(_TINY)  # û = D_c/‖D_c‖
     parallel = (v * unit).sum(dim=dims, keepdim=True) * unit  # Δ∥ = ⟨Δ, û⟩û
@@ -52,9 +105,9 @@ def project(vector: torch.Tensor, onto: torch.Tensor) -> tuple[torch.Tensor, tor
     return parallel.to(vector.dtype), orthogonal.to(vector.dtype)
 
 
-def clip_norm(vector: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``vector · min(1, r/‖vector‖)`` per sample (APG's "rescaling")."""
-    norm = torch.linalg.vector_norm(vector, dim=sample_dims(vector), keepdim=True)
+def clip_norm(vector: torch.Tensor, threshold: float, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``vector · min(1, r/‖vector‖)`` per sample (APG's "rescaling"), the norm over ``dims`` (default: non-batch)."""
+    norm = torch.linalg.vector_norm(vector, dim=sample_dims(vector) if dims is None else dims, keepdim=True)
     return vector * (threshold / norm.clamp_min(_TINY)).clamp(max=1.0)
 
 
@@ -66,6 +119,7 @@ def apg_update(
     eta: float,
     momentum: float,
     norm_threshold: float,
+    norm_dims: NormDims = "per_sample",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """APG's processed update ``U = Δ⊥ + ηΔ∥`` and the new momentum buffer.
 
@@ -76,16 +130,21 @@ def apg_update(
         eta: parallel weight η.
         momentum: β; 0 keeps no buffer (returns None).
         norm_threshold: r; ``inf`` disables clipping.
+        norm_dims: the dims clipping and projection reduce over (see :func:`resolve_norm_dims`).
+
+    Raises:
+        ValueError: ``norm_dims`` does not fit ``delta``'s shape (checked before any computation).
     """
+    dims = resolve_norm_dims(norm_dims, delta.ndim)
     new_buffer = None
     if momentum != 0.0:
         # M_k = Δ_k + β M_{k−1} (Alg. 1: a running sum, no (1 − β) damping)
         delta = delta if momentum_buffer is None else delta + momentum * momentum_buffer
         new_buffer = delta
     if math.isfinite(norm_threshold):
-        delta = clip_norm(delta, norm_threshold)
+        delta = clip_norm(delta, norm_threshold, dims)
     if eta != 1.0:
-        parallel, orthogonal = project(delta, cond)
+        parallel, orthogonal = project(delta, cond, dims)
         delta = orthogonal + eta * parallel
     return delta, new_buffer
 
@@ -99,15 +158,17 @@ def apg_guidance(
     eta: float,
     momentum: float,
     norm_threshold: float,
+    norm_dims: NormDims = "per_sample",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """APG's guided prediction ``D_c + (w − 1)U`` (paper formulation) and the new momentum buffer.
 
     Written as ``D_u + wΔ + (w − 1)(U − Δ)``, which is the same quantity and makes neutral settings (U = Δ) round
-    exactly like :func:`cfg_guidance`.
+    exactly like :func:`cfg_guidance`. ``norm_dims``: see :func:`resolve_norm_dims` (validated before any work).
     """
+    resolve_norm_dims(norm_dims, cond.ndim)  # bad dims fail before any computation
     delta = cond - uncond
     update, new_buffer = apg_update(
-        delta, cond, momentum_buffer, eta=eta, momentum=momentum, norm_threshold=norm_threshold
+        delta, cond, momentum_buffer, eta=eta, momentum=momentum, norm_threshold=norm_threshold, norm_dims=norm_dims
     )
     guided = cfg_guidance(cond, uncond, scale)
     if update is delta:  # neutral settings: U = Δ exactly

@@ -16,6 +16,13 @@ scheduler's ``timesteps`` tensor is replaced by every ``set_timesteps``; a risin
 resets), so nothing leaks between calls, and concurrent calls from different threads never share state. The hook
 reads each call's timestep on the host once (one device sync per denoiser call on GPU).
 
+APG's guidance interval (``APG(start=..., stop=..., sigma_range=...)``) is decided on the host from what the hook
+already has: the step index is the number of sampler steps committed so far in this run (second-order corrector and
+repeated evaluations belong to their step), the step count is read once per run from ``scheduler.timesteps``, from the
+run's first timestep on (so img2img counts only the steps it runs) and limited to ``pipe._num_timesteps`` (SDXL's
+``denoising_end``), and σ comes from the call's timestep (read on the host anyway): √((1 − ᾱ)/ᾱ) for VP models,
+timestep / num_train_timesteps for flow models. No extra device sync per call.
+
 Notes: with ``guidance_rescale > 0`` the pipeline rescales ``g`` against itself, which is a no-op. Flux's true CFG
 (``true_cfg_scale > 1`` with a negative prompt) runs cond and uncond as separate calls; it is refused with a clear
 error rather than half-guided.
@@ -34,7 +41,7 @@ from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
 
 from .config import APG, CFG, HiGS, check_methods
-from .spaces import PREDICTION_TYPES, flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma
+from .spaces import PREDICTION_TYPES, flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma, vp_sigma
 from .state import GuidanceState, guide
 
 HOOK_NAME = "inertia_guidance"
@@ -119,6 +126,29 @@ def _argument(signature: inspect.Signature, args: tuple, kwargs: dict, name: str
     names = [p for p in signature.parameters if p != "self"]
     index = names.index(name) if name in names else None
     return args[index] if index is not None and index < len(args) else None
+
+
+def run_steps(schedule: list[float], first: float, order: int, limit: int | None = None) -> int:
+    """Sampler steps of a run that starts at timestep ``first`` on the (non-increasing) ``schedule``.
+
+    The run is the schedule from ``first`` on, cut to ``limit`` entries when given (a pipeline's ``_num_timesteps``).
+    Second-order schedulers (Heun, KDPM2) spend two entries per step but the first; first-order ones one entry per
+    distinct timestep (PNDM repeats one), matching the commits of :meth:`GuidanceState.observe`.
+
+    Example:
+        >>> run_steps([999.0, 749.0, 499.0, 249.0], 749.0, order=1)  # img2img from the second timestep
+        3
+        >>> run_steps([999.0, 666.0, 666.0, 333.0, 333.0], 999.0, order=2)  # Heun: 3 steps, 5 evaluations
+        3
+    """
+    tolerance = 1e-6 * max(1.0, abs(first))
+    begin = next((i for i, value in enumerate(schedule) if value <= first + tolerance), len(schedule))
+    run = schedule[begin:]
+    if limit is not None and 0 < limit <= len(run):
+        run = run[:limit]
+    if order == 2:
+        return (len(run) + 1) // 2
+    return sum(1 for i, value in enumerate(run) if i == 0 or value != run[i - 1])
 
 
 def _unpack(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -227,13 +257,15 @@ class GuidanceHook(ModelHook):
 
         state = self.state()
         scheduler = pipe.scheduler
+        host_timestep = float(timesteps[0])  # one host read per call (see module docstring)
         commit = state.observe(
-            float(timesteps[0]),  # one host read per call (see module docstring)
+            host_timestep,
             key=(tuple(out.shape), out.dtype, out.device),
             marker=getattr(scheduler, "timesteps", None),
             first_order=bool(getattr(scheduler, "state_in_first_order", True)),
         )
         num_train = float(scheduler.config.get("num_train_timesteps", 1000) or 1000)
+        interval = self._interval(pipe, state, host_timestep, num_train) if batched else {}
         if self.layout.family == "flow":
             a, s = flow_alpha_sigma(timesteps / num_train)
             t = timesteps / num_train
@@ -262,10 +294,43 @@ class GuidanceHook(ModelHook):
             t=t,
             to_x0=lambda value: to_x0(value, x.to(value.dtype), a.to(value.dtype), s.to(value.dtype), kind),
             from_x0=lambda value: from_x0(value, x.to(value.dtype), a.to(value.dtype), s.to(value.dtype), kind),
+            **interval,
         )
         if self.layout.packed:
             guided = _pack(guided)
         return torch.cat([guided, guided]) if batched else guided
+
+    def _interval(self, pipe: Any, state: GuidanceState, timestep: float, num_train: float) -> dict[str, Any]:
+        """``step`` / ``num_steps`` / ``sigma`` for an APG with a guidance interval (host numbers; see module doc)."""
+        apg = self.combiner
+        if not isinstance(apg, APG) or apg.is_identity or not apg.has_interval:
+            return {}
+        scheduler = pipe.scheduler
+        found: dict[str, Any] = {}
+        if apg.start > 0.0 or apg.stop < 1.0:
+            if "num_steps" not in state.cache:  # once per run
+                schedule = getattr(scheduler, "timesteps", None)
+                if not isinstance(schedule, torch.Tensor) or schedule.numel() == 0:
+                    raise GuidanceLayoutError(
+                        f"APG's start/stop needs {type(scheduler).__name__}.timesteps (call set_timesteps first)."
+                    )
+                limit = getattr(pipe, "_num_timesteps", None)
+                state.cache["num_steps"] = run_steps(
+                    schedule.detach().flatten().double().cpu().tolist(),
+                    timestep,
+                    int(getattr(scheduler, "order", 1) or 1),
+                    limit if isinstance(limit, int) else None,
+                )
+            found.update(step=max(state.steps - 1, 0), num_steps=state.cache["num_steps"])
+        if apg.sigma_range is not None:
+            if self.layout.family == "flow":
+                found["sigma"] = timestep / num_train  # SD3 passes σ·1000
+            else:
+                if "alphas_cumprod_host" not in state.cache:  # once per run
+                    state.cache["alphas_cumprod_host"] = _alphas_cumprod(scheduler).detach().cpu()
+                table = state.cache["alphas_cumprod_host"]
+                found["sigma"] = float(vp_sigma(torch.tensor([timestep], dtype=torch.float64), table)[0])
+        return found
 
     @staticmethod
     def _token_grid(state: GuidanceState, kwargs: dict, cond: torch.Tensor) -> tuple[int, int]:

@@ -9,9 +9,14 @@ Paper notation ↔ code names: APG's η → ``eta``, β → ``momentum``, r → 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Any
+
+from .apg import NORM_DIMS, NormDims
+from .apg_presets import apg_preset
 
 SPACES = ("x0", "model_output")
 """Where a nonlinear method runs: on denoised (x0) predictions (the papers) or on raw model outputs."""
@@ -71,6 +76,11 @@ class APG:
     clipping ``Δ ← M·min(1, r/‖M‖)``, projection onto ``D_c``, and ``D = D_c + (w − 1)(Δ⊥ + η Δ∥)``. The scale
     ``w`` is the pipeline's ``guidance_scale`` (diffusers convention, ``w = 1`` means no guidance).
 
+    APG can be limited to part of the schedule (a guidance interval, Kynkäänniemi et al. 2024): on steps outside it
+    the step is plain CFG, bit for bit, and the momentum buffer is left as it is (not updated, not reset), so it
+    resumes where it stopped, as in diffusers' ``AdaptiveProjectedGuidance``, whose buffer only changes inside its
+    window. Both limits below apply together.
+
     Args:
         eta: weight η of the parallel component, in [0, 1]; 0 removes the saturating part (paper default).
         momentum: β in (−1, 1); negative is the paper's "reverse momentum" (−0.5 for SDXL, −0.75 for EDM2); 0 off.
@@ -78,22 +88,40 @@ class APG:
             SDXL at 1024², about 7.5 for SD 1.5 at 512²); ``float("inf")`` disables clipping.
         space: ``"x0"`` (the paper: project denoised predictions) or ``"model_output"`` (raw ε / v / flow outputs,
             as diffusers' modular ``AdaptiveProjectedGuidance`` does; it barely differs from CFG, paper Fig. 12).
+        start: first fraction of the denoising steps with APG, in [0, 1]. As in diffusers' guiders, APG runs on
+            step ``i`` of ``n`` when ``int(start·n) <= i < int(stop·n)``; ``n`` counts sampler steps (a Heun step's
+            two model calls are one step).
+        stop: end fraction, in [start, 1]; ``start == stop`` never applies APG (plain CFG throughout).
+        sigma_range: ``(σ_lo, σ_hi)``: APG only on model calls with ``σ_lo < σ <= σ_hi`` (Kynkäänniemi et al.'s
+            half-open interval), σ the noise level of the call: the scheduler's σ = √((1 − ᾱ)/ᾱ) for VP models, the
+            flow σ in [0, 1] for SD3-style models. ``0 <= σ_lo <= σ_hi``; σ_hi may be ``inf``. None: every σ.
+        norm_dims: the dims norm clipping and projection reduce over: ``"per_sample"`` (all non-batch dims, the
+            paper), ``"per_frame"`` (C, H, W of 5-D ``(B, C, F, H, W)`` video latents: one norm per sample and frame)
+            or a tuple of non-batch dims. Checked against the latent's shape at call time.
 
     Raises:
         ValueError: for any value outside the ranges above.
 
     Example:
         >>> from inertia.guidance import APG
-        >>> APG()
-        APG(eta=0.0, momentum=-0.5, norm_threshold=15.0, space='x0')
+        >>> APG() == APG(eta=0.0, momentum=-0.5, norm_threshold=15.0, space="x0", start=0.0, stop=1.0)
+        True
         >>> APG(eta=1.0, momentum=0.0, norm_threshold=float("inf")).is_identity  # reduces exactly to CFG
         True
+        >>> [APG(start=0.2, stop=0.6).in_interval(step, 10) for step in (1, 2, 5, 6)]  # steps 2-5 of 10
+        [False, True, True, False]
+        >>> APG.preset("sd15", momentum=-0.75).norm_threshold
+        7.5
     """
 
     eta: float = 0.0
     momentum: float = -0.5
     norm_threshold: float = 15.0
     space: str = "x0"
+    start: float = 0.0
+    stop: float = 1.0
+    sigma_range: tuple[float, float] | None = None
+    norm_dims: NormDims = "per_sample"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eta", _in_range("eta", self.eta, 0.0, 1.0, low_open=False, high_open=False))
@@ -107,6 +135,40 @@ class APG:
             )
         object.__setattr__(self, "norm_threshold", threshold)
         _choice("space", self.space, SPACES)
+        start = _in_range("start", self.start, 0.0, 1.0, low_open=False, high_open=False)
+        object.__setattr__(self, "start", start)
+        stop = _real("stop", self.stop)
+        if not start <= stop <= 1.0:
+            raise ValueError(f"`stop` must be in [start, 1] = [{start}, 1.0], got {self.stop!r}.")
+        object.__setattr__(self, "stop", stop)
+        object.__setattr__(self, "sigma_range", _sigma_range(self.sigma_range))
+        object.__setattr__(self, "norm_dims", _norm_dims(self.norm_dims))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> APG:
+        """The APG of a named per-model preset, with ``overrides`` replacing its fields.
+
+        Presets (:data:`inertia.guidance.apg_presets.APG_PRESETS`, each with its ``source`` and the
+        ``guidance_scale`` it was set for): ``"sdxl"`` (the paper's), ``"sd21"`` (community), ``"sd15"`` and
+        ``"sd3"`` (inertia's latent-size rule, unmeasured), ``"digits-16"`` (measured, BENCHMARKS.md §4). ``"flux"``
+        has none: FluxPipeline runs no batched CFG for APG to act on.
+
+        Raises:
+            ValueError: an unknown name (the message lists the valid ones), an override that is not an APG field,
+                or an override value out of range.
+
+        Example:
+            >>> APG.preset("sdxl") == APG(eta=0.0, momentum=-0.5, norm_threshold=15.0)
+            True
+            >>> APG.preset("sdxl", start=0.2).start
+            0.2
+        """
+        settings = apg_preset(name).settings
+        fields = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"`overrides` {unknown} are not APG fields; valid: {', '.join(fields)}.")
+        return cls(**{**settings, **overrides})
 
     @property
     def clips(self) -> bool:
@@ -114,9 +176,70 @@ class APG:
         return math.isfinite(self.norm_threshold)
 
     @property
+    def has_interval(self) -> bool:
+        """Whether APG is limited to part of the schedule (``start``/``stop`` or ``sigma_range`` set)."""
+        return self.start > 0.0 or self.stop < 1.0 or self.sigma_range is not None
+
+    @property
     def is_identity(self) -> bool:
-        """True when APG equals CFG exactly: η = 1, no momentum, no clipping."""
-        return self.eta == 1.0 and self.momentum == 0.0 and not self.clips
+        """True when APG equals CFG exactly: η = 1, no momentum, no clipping; or an empty interval."""
+        empty = self.start == self.stop or (
+            self.sigma_range is not None and self.sigma_range[0] == self.sigma_range[1]
+        )
+        return (self.eta == 1.0 and self.momentum == 0.0 and not self.clips) or empty
+
+    def in_interval(self, step: int | None = None, num_steps: int | None = None, sigma: float | None = None) -> bool:
+        """Whether APG applies on step ``step`` (0-based) of ``num_steps`` at noise level ``sigma``.
+
+        Host-side arithmetic on Python numbers (no tensors). ``step``/``num_steps`` are needed only when
+        ``start``/``stop`` limit the steps, ``sigma`` only when ``sigma_range`` is set.
+
+        Raises:
+            ValueError: a needed value is missing.
+        """
+        if self.start > 0.0 or self.stop < 1.0:
+            if step is None or num_steps is None:
+                raise ValueError(
+                    f"APG(start={self.start}, stop={self.stop}) needs the step index and step count, got "
+                    f"`step`={step!r}, `num_steps`={num_steps!r}."
+                )
+            # diffusers' guiders: int(start·n) <= step < int(stop·n)
+            if not int(self.start * num_steps) <= step < int(self.stop * num_steps):
+                return False
+        if self.sigma_range is not None:
+            if sigma is None:
+                raise ValueError(
+                    f"APG(sigma_range={self.sigma_range}) needs the call's noise level, got `sigma`=None."
+                )
+            low, high = self.sigma_range
+            if not low < sigma <= high:  # Kynkäänniemi et al.'s interval (σ_lo, σ_hi]
+                return False
+        return True
+
+
+def _sigma_range(value: object) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"`sigma_range` must be None or a pair (σ_lo, σ_hi) with 0 <= σ_lo <= σ_hi, got {value!r}.")
+    low, high = (_real("sigma_range", bound) for bound in value)
+    if not 0.0 <= low <= high:
+        raise ValueError(f"`sigma_range` must satisfy 0 <= σ_lo <= σ_hi (σ_hi may be inf), got {value!r}.")
+    return (low, high)
+
+
+def _norm_dims(value: object) -> NormDims:
+    if isinstance(value, str):
+        return _choice("norm_dims", value, NORM_DIMS)
+    if isinstance(value, tuple | list) and value:
+        dims = tuple(value)
+        if all(isinstance(d, int) and not isinstance(d, bool) for d in dims) and 0 not in dims:
+            if len(set(dims)) == len(dims):
+                return dims
+    raise ValueError(
+        f"`norm_dims` must be one of {', '.join(map(repr, NORM_DIMS))} or a non-empty tuple of distinct non-batch "
+        f"dims (ints, not 0), got {value!r}."
+    )
 
 
 @dataclass(frozen=True)

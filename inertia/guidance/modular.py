@@ -8,6 +8,11 @@ default; ``prediction_type="flow"`` for SD3-style models, where σ = timestep / 
 Both guiders are `ConfigMixin` objects: ``save_pretrained`` / ``from_pretrained`` / ``new(**overrides)`` work, and
 ``pipe.update_components(guider=APGGuider(...))`` swaps them into any modular pipeline that takes a guider. State is
 per thread and resets at step 0 of every run (and on a rising timestep or batch change).
+
+:class:`APGGuider` has two windows: diffusers' ``start``/``stop`` (outside it: no guidance and no uncond pass, as for
+every diffusers guider) and APG's own interval ``apg_start``/``apg_stop``/``apg_sigma_range`` inside it (outside that:
+plain CFG, momentum untouched; see :class:`inertia.guidance.APG`). Both use the step index and step count diffusers'
+``set_state`` gives, so fractions carry over from diffusers' guiders unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
 
 from .classic import GuidanceLayoutError, _argument
 from .config import APG, HiGS, _real
-from .spaces import PREDICTION_TYPES, flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma
+from .spaces import PREDICTION_TYPES, flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma, vp_sigma
 from .state import GuidanceState, guide
 
 _SCHEDULE_DEFAULTS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
@@ -128,8 +133,15 @@ class _MomentumGuider(BaseGuidance):
         batch = pred_cond.shape[0]
         timesteps = torch.as_tensor(self._timestep, device=pred_cond.device).float().flatten()
         timesteps = timesteps.expand(batch) if timesteps.numel() == 1 else timesteps[:batch]
-        commit = state.observe(float(timesteps[0]), key=(tuple(pred_cond.shape), pred_cond.dtype, pred_cond.device))
+        host_timestep = float(timesteps[0])
+        commit = state.observe(host_timestep, key=(tuple(pred_cond.shape), pred_cond.dtype, pred_cond.device))
         num_train = float(self.config.num_train_timesteps)
+        sigma = None  # only an APG with `apg_sigma_range` needs it
+        if self.combiner is not None and self.combiner.sigma_range is not None:
+            if self._alphas_cumprod is None:
+                sigma = host_timestep / num_train
+            else:  # the table is a CPU tensor: no device sync
+                sigma = float(vp_sigma(torch.tensor([host_timestep], dtype=torch.float64), self._alphas_cumprod)[0])
         if self._alphas_cumprod is None:
             a, s = flow_alpha_sigma(timesteps / num_train)
             t = timesteps / num_train
@@ -166,6 +178,9 @@ class _MomentumGuider(BaseGuidance):
             t=t,
             to_x0=to_x0_fn,
             from_x0=from_x0_fn,
+            step=self._step,
+            num_steps=self._num_inference_steps,
+            sigma=sigma,
         )
         return GuiderOutput(pred=pred, pred_cond=pred_cond, pred_uncond=pred_uncond)
 
@@ -180,17 +195,21 @@ class APGGuider(_MomentumGuider):
 
     Args:
         guidance_scale: w ≥ 0 (1 = no guidance, the uncond pass is skipped); default 15, the paper's SDXL setting.
-        eta, momentum, norm_threshold, space: see :class:`inertia.guidance.APG`.
+        eta, momentum, norm_threshold, space, norm_dims: see :class:`inertia.guidance.APG`.
         prediction_type: the denoiser output: ``"epsilon"``, ``"v_prediction"``, ``"sample"`` or ``"flow"``.
         num_train_timesteps, beta_start, beta_end, beta_schedule: the VP training schedule (SD/SDXL defaults).
-        start, stop: fractions of the steps where guidance is on (diffusers convention).
+        start, stop: fractions of the steps where guidance is on (diffusers convention; outside: no guidance).
         enabled: diffusers' switch.
+        apg_start, apg_stop, apg_sigma_range: APG's interval inside the guidance window (outside it: plain CFG),
+            the ``start``/``stop``/``sigma_range`` of :class:`inertia.guidance.APG`.
 
     Example:
         >>> from inertia.guidance import APGGuider
         >>> guider = APGGuider(guidance_scale=15.0)
         >>> guider.new(momentum=-0.75).config.momentum
         -0.75
+        >>> APGGuider(apg_start=0.2, apg_stop=0.8).combiner.in_interval(step=1, num_steps=10)
+        False
     """
 
     @register_to_config
@@ -209,8 +228,27 @@ class APGGuider(_MomentumGuider):
         start: float = 0.0,
         stop: float = 1.0,
         enabled: bool = True,
+        apg_start: float = 0.0,
+        apg_stop: float = 1.0,
+        apg_sigma_range: tuple[float, float] | None = None,
+        norm_dims: str | tuple[int, ...] = "per_sample",
     ) -> None:
-        self.combiner = APG(eta=eta, momentum=momentum, norm_threshold=norm_threshold, space=space)
+        try:
+            self.combiner = APG(
+                eta=eta,
+                momentum=momentum,
+                norm_threshold=norm_threshold,
+                space=space,
+                start=apg_start,
+                stop=apg_stop,
+                sigma_range=apg_sigma_range,
+                norm_dims=norm_dims,
+            )
+        except ValueError as err:  # name the guider's own keys for APG's interval
+            message = str(err)
+            for name in ("start", "stop", "sigma_range"):
+                message = message.replace(f"`{name}`", f"`apg_{name}`")
+            raise ValueError(message) from None
         super().__init__(start, stop, enabled)
         schedule = {"beta_start": beta_start, "beta_end": beta_end, "beta_schedule": beta_schedule}
         self._setup(guidance_scale, prediction_type, num_train_timesteps, schedule)

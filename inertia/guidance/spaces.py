@@ -62,19 +62,26 @@ def from_x0(
     return a * eps - s * x0  # v = aε − s·x0
 
 
-def vp_alpha_sigma(timestep: torch.Tensor, alphas_cumprod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(a, s)`` of a VP model at (possibly fractional) training timesteps, shape like ``timestep``.
+def vp_sigma(timestep: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """σ of a VP model at (possibly fractional) training timesteps, float64, shape like ``timestep``.
 
     σ_train(t) = √((1 − ᾱ_t)/ᾱ_t) is interpolated linearly between integer timesteps, as EulerDiscrete does, so
-    the fractional timesteps of Karras-type schedules map to the σ the scheduler used; then ``a = 1/√(1 + σ²)`` and
-    ``s = σ/√(1 + σ²)``. Tensor ops only (no host sync).
+    the fractional timesteps of Karras-type schedules map to the σ the scheduler used. Tensor ops only.
     """
     table = alphas_cumprod.to(device=timestep.device, dtype=torch.float64)
     sigmas = ((1 - table) / table.clamp_min(_TINY)).sqrt()
     t = timestep.to(torch.float64).clamp(0, len(table) - 1)
     low = t.floor().clamp(max=len(table) - 2).long()
     frac = t - low
-    sigma = sigmas[low] * (1 - frac) + sigmas[low + 1] * frac  # linear interpolation in σ
+    return sigmas[low] * (1 - frac) + sigmas[low + 1] * frac  # linear interpolation in σ
+
+
+def vp_alpha_sigma(timestep: torch.Tensor, alphas_cumprod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, s)`` of a VP model at (possibly fractional) training timesteps, shape like ``timestep``.
+
+    With σ from :func:`vp_sigma`, ``a = 1/√(1 + σ²)`` and ``s = σ/√(1 + σ²)``. Tensor ops only (no host sync).
+    """
+    sigma = vp_sigma(timestep, alphas_cumprod)
     norm = (1 + sigma**2).rsqrt()
     return norm.float(), (sigma * norm).float()
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from .apg import apg_guidance, cfg_guidance
+from .apg import apg_guidance, cfg_guidance, resolve_norm_dims
 from .config import APG, CFG, HiGS
 from .higs import higs_update
 
@@ -103,6 +103,9 @@ def guide(
     t: torch.Tensor | None = None,
     to_x0: Converter | None = None,
     from_x0: Converter | None = None,
+    step: int | None = None,
+    num_steps: int | None = None,
+    sigma: float | None = None,
 ) -> torch.Tensor:
     """The guided model output for one evaluation.
 
@@ -116,9 +119,19 @@ def guide(
         commit: whether to store the new momentum / history (see :meth:`GuidanceState.observe`).
         t: normalised time per sample (1 = noise), needed by HiGS.
         to_x0, from_x0: conversions between the raw output and x0 at this evaluation, needed by x0-space methods.
+        step, num_steps: this evaluation's sampler step (0-based) and the run's step count, needed by an APG with
+            ``start``/``stop`` (see :meth:`inertia.guidance.APG.in_interval`).
+        sigma: this evaluation's noise level (a host float), needed by an APG with ``sigma_range``.
+
+    Outside an APG's interval the step is plain CFG (:func:`~inertia.guidance.apg.cfg_guidance`, bit for bit) and
+    ``state.momentum`` is left untouched, so APG resumes with it when the interval is entered again.
 
     Returns:
         The output the sampler should use, in ``cond``'s dtype and space.
+
+    Raises:
+        ValueError: the APG's ``norm_dims`` do not fit ``cond``'s shape, or its interval needs a value not given
+            (both checked before any computation).
     """
     dtype, work = cond.dtype, _compute_dtype(cond.dtype)
     space = "model_output"
@@ -130,23 +143,28 @@ def guide(
             raise ValueError("x0-space guidance needs `to_x0` and `from_x0` converters.")
         return to_x0(value) if target == "x0" else from_x0(value)
 
+    apg = combiner if isinstance(combiner, APG) and not combiner.is_identity and uncond is not None else None
+    dims = resolve_norm_dims(apg.norm_dims, cond.ndim) if apg is not None else ()  # bad dims fail before any work
+    if apg is not None and not apg.in_interval(step, num_steps, sigma):
+        apg = None  # outside the interval: CFG below
     if uncond is None:
         pred = cond
-    elif isinstance(combiner, APG) and not combiner.is_identity:
-        space = combiner.space
+    elif apg is not None:
+        space = apg.space
         c, u = into(space, cond.to(work), "model_output"), into(space, uncond.to(work), "model_output")
         pred, momentum = apg_guidance(
             c,
             u,
             scale,
             state.momentum,
-            eta=combiner.eta,
-            momentum=combiner.momentum,
-            norm_threshold=combiner.norm_threshold,
+            eta=apg.eta,
+            momentum=apg.momentum,
+            norm_threshold=apg.norm_threshold,
+            norm_dims=dims,
         )
         if commit:
             state.momentum = momentum
-    else:
+    else:  # CFG, or APG outside its interval (momentum untouched)
         pred = cfg_guidance(cond, uncond, scale)  # the pipeline's own expression: identity by construction
 
     if higs is not None and not higs.is_identity:
