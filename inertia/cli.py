@@ -169,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\nexample: inertia generate image --digit 7 --sampler hb-dpm++:0.8 --guidance apg --out seven.png",
     )
     image.add_argument(
-        "--model", default=None, help="diffusers directory or hub id (default: the embedded digits model)"
+        "--model",
+        default=None,
+        help="'digits' (the embedded 32x32 digits model, the default), 'digits-16' (the fast 16x16 one), "
+        "a diffusers directory or a hub id; $INERTIA_DIGITS_MODEL sets the default",
     )
     what = image.add_mutually_exclusive_group()
     what.add_argument(

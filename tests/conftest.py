@@ -2,6 +2,9 @@
 
 `make test` runs pytest with two workers on two cores; one torch thread per worker avoids OpenMP oversubscription,
 which turns 0.1 s tiny-pipeline calls into 5-20 s ones on a busy machine.
+
+The suite's default embedded image model is the fast 16x16 one (``INERTIA_DIGITS_MODEL=digits-16``, inherited by
+the CLI subprocesses); tests of the 32x32 model name it (``"digits"``) or clear the variable.
 """
 
 import os
@@ -10,4 +13,5 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("INERTIA_DIGITS_MODEL", "digits-16")
 torch.set_num_threads(1)

@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .limits import embedded_digits_folder
+
 if TYPE_CHECKING:
     from .digits import DigitsPipeline
 
-__all__ = ["EMBEDDED_DIGITS_DIR", "EmbeddedWeightsNotFoundError", "load_digits_pipeline"]
+__all__ = ["DIGITS16_DIR", "EMBEDDED_DIGITS_DIR", "EmbeddedWeightsNotFoundError", "load_digits_pipeline"]
 
-EMBEDDED_DIGITS_DIR = Path(__file__).resolve().parents[1] / "models" / "digits"
-"""Where the shipped `DigitsPipeline` (unet + scheduler, safetensors) lives inside the package."""
+EMBEDDED_DIGITS_DIR = embedded_digits_folder("digits")
+"""Where the shipped 32x32 `DigitsPipeline` (unet + scheduler, safetensors) lives inside the package."""
+DIGITS16_DIR = embedded_digits_folder("digits-16")
+"""The shipped 16x16 `DigitsPipeline` (``"digits-16"``: about 2.5x faster; the test suite's fixture)."""
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -53,7 +57,8 @@ def load_digits_pipeline(
     Args:
         device: where to run; None picks CUDA when available, else the CPU.
         dtype: ``torch.float32`` (default on CPU), ``torch.float16`` (default on CUDA) or ``torch.bfloat16``.
-        path: another saved `DigitsPipeline` directory (defaults to the embedded one).
+        path: another saved `DigitsPipeline` directory; None: the default embedded model (``$INERTIA_DIGITS_MODEL``
+            or ``"digits"``, the 32x32 one; see :data:`~inertia.pipelines.limits.EMBEDDED_DIGITS_MODELS`).
 
     Returns:
         The pipeline on ``device`` in ``dtype``.
@@ -67,13 +72,14 @@ def load_digits_pipeline(
         dtype = torch.float16 if resolved.type == "cuda" else torch.float32
     if dtype not in _DTYPES:
         raise ValueError(f"`dtype` must be one of {_DTYPES}, got {dtype!r}.")
-    folder = Path(path) if path is not None else EMBEDDED_DIGITS_DIR
+    folder = Path(path) if path is not None else embedded_digits_folder()
     for required in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"):
         if not (folder / required).is_file():
             raise EmbeddedWeightsNotFoundError(
                 f"{folder / required} is missing: the embedded digits model is not installed. Train it with "
-                "`inertia-train --preconditioning vp --model-size small --output-dir runs/vp` and copy "
-                "runs/vp/pipeline here, or pass `path=` to a saved DigitsPipeline."
+                "`inertia-train --preconditioning vp --model-size small-32 --resolution 32 --output-dir runs/vp` "
+                "(its model card gives the full command) and copy runs/vp/pipeline here, or pass `path=` to a saved "
+                "DigitsPipeline."
             )
     from inertia.pipelines.digits import DigitsPipeline
     from inertia.pipelines.model_presets import read_model_presets

@@ -54,9 +54,6 @@ ATTENTION_PRESETS: dict[str, str] = {
 
 _SAMPLERS_WITH_VALUE = ("hb-dpm++", "ghvb", "hb", "nt")
 
-SDXL_LATENT_ELEMENTS = 4 * 128 * 128
-"""Latent size (C·H·W) the paper's APG threshold r = 15 was set for (SDXL at 1024²)."""
-
 
 def _split(kind: str, name: object, registry: dict[str, str]) -> tuple[str, str | None]:
     if not isinstance(name, str):
@@ -106,16 +103,20 @@ def latent_elements(pipe: Any) -> int:
 
 
 DIGITS_APG_THRESHOLD = 0.2
-"""APG's r for the embedded digits model, tuned on a separate seed (BENCHMARKS.md §4): the RMS rule's 1.62 clips too
-little on 3x16x16 pixels to beat CFG's FD-digits."""
+"""APG's r for the 16x16 digits model (3x16x16 pixels), tuned on a separate seed (BENCHMARKS.md §4): the RMS rule's
+1.62 clips too little there to beat CFG's FD-digits."""
+DIGITS16_ELEMENTS = 3 * 16 * 16
 
 
 def apg_threshold(pipe: Any) -> float:
-    """APG's r for ``pipe``: the measured digits value, else the paper's SDXL r = 15 scaled to the latent size so the
-    per-element RMS bound stays the same (our rule, not the paper's): 15·√(N/N_SDXL)."""
+    """APG's generic r for ``pipe`` (a model's ``inertia_presets.json`` overrides it): for a `DigitsPipeline` the
+    measured 16x16 value, for any other size scaled like the next rule; else the paper's SDXL r = 15 scaled to the
+    latent size so the per-element RMS bound stays the same (our rule, not the paper's): 15·√(N/N_SDXL)."""
     if type(pipe).__name__ == "DigitsPipeline":
-        return DIGITS_APG_THRESHOLD
-    return 15.0 * math.sqrt(latent_elements(pipe) / SDXL_LATENT_ELEMENTS)
+        return DIGITS_APG_THRESHOLD * math.sqrt(latent_elements(pipe) / DIGITS16_ELEMENTS)
+    from inertia.guidance.apg_presets import latent_size_threshold
+
+    return latent_size_threshold(latent_elements(pipe))
 
 
 def _base_scheduler(pipe: Any) -> Any:
@@ -222,6 +223,25 @@ def attention_config(attention: str, **params: Any) -> Any:
     return _build(MomentumAttention, "attention", {"mode": base, **params})
 
 
+def preset_settings(
+    pipe: Any,
+    guidance: str = "none",
+    attention: str = "off",
+    guidance_params: dict[str, Any] | None = None,
+    attention_params: dict[str, Any] | None = None,
+) -> tuple[tuple[Any, ...], Any]:
+    """The guidance configs and the `MomentumAttention` (or None) that :func:`configure` installs for these presets
+    on ``pipe``: the model's tuned settings, then ``guidance_params`` / ``attention_params`` over them.
+
+    Raises:
+        ValueError: an unknown preset or invalid parameters.
+    """
+    methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
+    attention_base = _split("attention", attention, ATTENTION_PRESETS)[0]
+    tuned = attention_defaults(model_presets(pipe), attention_base) if attention_base != "off" else {}
+    return methods, attention_config(attention, **{**tuned, **(attention_params or {})})
+
+
 def configure(
     pipe: Any,
     sampler: str = "default",
@@ -266,10 +286,7 @@ def configure(
     ):
         raise ValueError(f"`guidance_scale` must be a finite number >= 0 or None, got {guidance_scale!r}.")
     scheduler = make_scheduler(pipe, sampler, guidance_scale)
-    methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
-    attention_base = _split("attention", attention, ATTENTION_PRESETS)[0]
-    tuned = attention_defaults(model_presets(pipe), attention_base) if attention_base != "off" else {}
-    attention_cfg = attention_config(attention, **{**tuned, **(attention_params or {})})
+    methods, attention_cfg = preset_settings(pipe, guidance, attention, guidance_params, attention_params)
     pipe.scheduler = scheduler
     if methods:
         apply_guidance(pipe, *methods)

@@ -78,7 +78,7 @@ def about_markdown(store: ModelStore) -> str:
     parts = [
         "## inertia: momentum for diffusion and language models",
         "Training-free momentum methods as plug-ins for Hugging Face diffusers and transformers. "
-        "This demo runs them on small embedded models (a 16x16 coloured-digits diffusion model and "
+        "This demo runs them on small embedded models (a 32x32 coloured-digits diffusion model and "
         "SmolLM2-135M-Instruct), or on any diffusers pipeline you name on the Image tab.",
     ]
     for name, link, text in METHODS:

@@ -1,24 +1,20 @@
 """The Image tab: a sampler, a guidance method and momentum attention on the embedded digits model or any pipeline.
 
-The pure part (:func:`sampler_preset`, :func:`guidance_params`, :func:`attention_params`, :func:`generate_images`)
-does not touch Gradio; :func:`build_image_tab` lays out the controls and wires them to it.
+The pure part (:func:`generate_images`, and the controls' values in :mod:`inertia.ui.image_controls`) does not touch
+Gradio; :func:`build_image_tab` lays out the controls and wires them to it.
 
 Example:
-    >>> sampler_preset("ghvb", beta=0.8, auto_beta=False, order=4)
-    'ghvb:3.8'
-    >>> sampler_preset("hb-dpm++", beta=0.8, auto_beta=False, order=4)
-    'hb-dpm++:0.8'
-    >>> guidance_params("apg+higs", apg_eta=0.0, apg_momentum=-0.5, apg_threshold=0.0, higs_weight=1.0)
-    {'apg_eta': 0.0, 'apg_momentum': -0.5, 'higs_weight': 1.0}
+    >>> figures = {"chosen": {"config": {"sampler": "ghvb:3.8", "guidance": "apg", "attention": "off"}, "seconds": 1.0,
+    ...            "mean_saturation": 0.5, "clipped_fraction": 0.01, "recognised": 1.0}}
+    >>> _table(figures).splitlines()[-1]
+    '| **chosen** | `ghvb:3.8` | `apg` | `off` | 1.00 | 0.500 | 0.010 | 100% |'
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import html
 import inspect
-import math
-import numbers
 import time
 from typing import Any
 
@@ -29,6 +25,22 @@ from inertia.pipelines.display import DISPLAY_SIZE, display_factor, enlarge
 from inertia.pipelines.limits import MAX_BATCH, MAX_SEED, MAX_STEPS
 from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
 
+from .image_controls import (
+    APG_GUIDANCE,
+    BETA_SAMPLERS,
+    EXAMPLES,
+    HIGS_GUIDANCE,
+    MAX_SCALE,
+    PLMS_MOMENTUM,
+    _choice,
+    _float,
+    _int,
+    attention_params,
+    guidance_params,
+    preset_attention_beta,
+    sampler_preset,
+    tuned_defaults,
+)
 from .models import ImageModel, ModelStore, UserInputError
 
 __all__ = [
@@ -38,101 +50,10 @@ __all__ = [
     "build_image_tab",
     "generate_images",
     "guidance_params",
+    "preset_attention_beta",
     "sampler_preset",
     "to_display",
 ]
-
-MAX_SCALE = 30.0
-
-PLMS_MOMENTUM = ("ghvb", "hb", "nt")
-"""Sampler presets written ``name:r`` with the papers' momentum number r = order − 1 + β."""
-BETA_SAMPLERS = ("hb-dpm++", *PLMS_MOMENTUM)
-APG_GUIDANCE = ("apg", "apg+higs")
-HIGS_GUIDANCE = ("higs", "apg+higs")
-
-
-# ----------------------------------------------------------------------------------------------- validation helpers
-def _int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise UserInputError(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise UserInputError(f"{name} must be a finite number in [{low}, {high}], got {value!r}.")
-    if not low <= float(value) <= high:
-        raise UserInputError(f"{name} must be in [{low}, {high}], got {value!r}.")
-    return float(value)
-
-
-def _choice(name: str, value: Any, registry: dict[str, str]) -> str:
-    if value not in registry:
-        raise UserInputError(f"{name} must be one of {', '.join(registry)}; got {value!r}.")
-    return str(value)
-
-
-# ------------------------------------------------------------------------------------------------ preset builders
-def sampler_preset(sampler: str, beta: float, auto_beta: bool, order: int, scale: float = 7.5, steps: int = 20) -> str:
-    """The preset string of the sampler controls: ``hb-dpm++:β``, ``ghvb|hb|nt:r`` with r = order − 1 + β.
-
-    With ``auto_beta``, hb-dpm++'s β is the recommended one for this guidance ``scale`` and number of ``steps``
-    (:func:`inertia.samplers.recommend.recommended_beta`), written out so the figures show it.
-    """
-    sampler = _choice("Sampler", sampler, SAMPLER_PRESETS)
-    if sampler == "hb-dpm++":
-        if auto_beta:
-            from inertia.samplers.recommend import recommended_beta
-
-            beta = recommended_beta(
-                _float("Guidance scale", scale, 0.0, MAX_SCALE), _int("Steps", steps, 1, 10_000), "hb-dpm"
-            )
-        return f"hb-dpm++:{_float('Momentum β', beta, 0.01, 1.0):g}"
-    if sampler in PLMS_MOMENTUM:
-        order = _int("Order", order, 1, 4)
-        beta = _float("Momentum β", beta, 0.01, 1.0)
-        return f"{sampler}:{round(order - 1 + beta, 6):g}"
-    return sampler
-
-
-def guidance_params(
-    guidance: str, apg_eta: float, apg_momentum: float, apg_threshold: float, higs_weight: float
-) -> dict[str, float]:
-    """Overrides for :func:`~inertia.pipelines.presets.configure` (``apg_`` / ``higs_`` prefixes for apg+higs).
-
-    ``apg_threshold`` 0 keeps the preset's resolution-scaled norm threshold r.
-    """
-    guidance = _choice("Guidance", guidance, GUIDANCE_PRESETS)
-    apg: dict[str, float] = {}
-    higs: dict[str, float] = {}
-    if guidance in APG_GUIDANCE:
-        apg = {"eta": _float("APG η", apg_eta, 0.0, 1.0), "momentum": _float("APG β", apg_momentum, -0.99, 0.99)}
-        if _float("APG norm threshold", apg_threshold, 0.0, 1e6) > 0:
-            apg["norm_threshold"] = float(apg_threshold)
-    if guidance in HIGS_GUIDANCE:
-        higs = {"weight": _float("HiGS weight", higs_weight, 0.0, 10.0)}
-    if guidance == "apg+higs":
-        return {**{f"apg_{k}": v for k, v in apg.items()}, **{f"higs_{k}": v for k, v in higs.items()}}
-    return apg or higs
-
-
-@functools.cache
-def preset_attention_beta(attention: str) -> float:
-    """The β the attention preset uses when none is given (read from the preset, so the two never disagree)."""
-    from inertia.pipelines.presets import attention_config
-
-    return float(attention_config(attention).beta)
-
-
-def attention_params(attention: str, extrapolate_beta: float | None, ema_beta: float | None) -> dict[str, float]:
-    """Overrides of `MomentumAttention` for an attention preset: β for extrapolate / ema (None: the preset's)."""
-    attention = _choice("Momentum attention", attention, ATTENTION_PRESETS)
-    beta = {"extrapolate": extrapolate_beta, "ema": ema_beta}.get(attention)
-    if beta is None:
-        return {}
-    return {"beta": _float(f"{attention} β", beta, -0.99, 0.99)}
 
 
 # ---------------------------------------------------------------------------------------------------- images
@@ -140,6 +61,13 @@ def to_display(images01: torch.Tensor, size: int = DISPLAY_SIZE) -> list[Image.I
     """``(N, 3, H, W)`` images in [0, 1] as PIL images, small ones enlarged nearest-neighbour to >= ``size``."""
     array = (images01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [enlarge(Image.fromarray(item), display_factor(max(item.shape[:2]), size)) for item in array]
+
+
+def raw_pixels(shown: list[Image.Image], size: list[int]) -> list[Image.Image]:
+    """The model's own ``size`` = (H, W) pixels of images :func:`to_display` enlarged (exact: the enlargement is an
+    integer nearest-neighbour factor, and a nearest-neighbour reduction by it samples inside each block)."""
+    height, width = size
+    return [image.resize((width, height), Image.Resampling.NEAREST) for image in shown]
 
 
 def strip(images: list[Image.Image], gap: int = 8) -> Image.Image:
@@ -154,9 +82,12 @@ def strip(images: list[Image.Image], gap: int = 8) -> Image.Image:
     return canvas
 
 
-def _sample(model: ImageModel, request: dict[str, Any], configuration: dict[str, Any]) -> tuple[torch.Tensor, float]:
-    """Configures the pipeline and samples under its lock: (images in [0, 1] on the CPU, seconds)."""
-    from inertia.pipelines.presets import configure
+def _sample(
+    model: ImageModel, request: dict[str, Any], configuration: dict[str, Any]
+) -> tuple[torch.Tensor, float, dict[str, Any]]:
+    """Configures the pipeline and samples under its lock: (images in [0, 1] on the CPU, seconds, the guidance and
+    attention settings in effect)."""
+    from inertia.pipelines.presets import configure, preset_settings
 
     pipe = model.pipe
     seeds = [request["seed"] + i for i in range(request["batch"])]
@@ -177,8 +108,19 @@ def _sample(model: ImageModel, request: dict[str, Any], configuration: dict[str,
     with model.lock:
         try:
             configure(pipe, **configuration, guidance_scale=request["scale"])
+            methods, attention = preset_settings(
+                pipe,
+                configuration.get("guidance", "none"),
+                configuration.get("attention", "off"),
+                configuration.get("guidance_params"),
+                configuration.get("attention_params"),
+            )
         except ValueError as err:
             raise UserInputError(str(err)) from err
+        settings = {
+            "guidance": [{"method": type(m).__name__, **dataclasses.asdict(m)} for m in methods],
+            "attention": None if attention is None else dataclasses.asdict(attention),
+        }
         device = torch.device(getattr(pipe, "_execution_device", None) or getattr(pipe, "device", "cpu"))
         if not model.warm:  # the first call pays one-off costs (allocations, kernels): keep them out of the timing
             call(1, num_inference_steps=1, guidance_scale=request["scale"], output_type="pt")
@@ -189,7 +131,14 @@ def _sample(model: ImageModel, request: dict[str, Any], configuration: dict[str,
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
     images = images if torch.is_tensor(images) else torch.as_tensor(images).permute(0, 3, 1, 2)
-    return images.float().cpu(), seconds
+    return images.float().cpu(), seconds, settings
+
+
+def _recognised(images01: torch.Tensor, digit: int) -> float:
+    """The fraction of ``images01`` our digit classifier reads as ``digit``."""
+    from inertia.metrics.digits import predict_digits
+
+    return round(float((predict_digits(images01.clamp(0, 1)) == digit).float().mean()), 4)
 
 
 def _figures(images01: torch.Tensor, seconds: float) -> dict[str, float]:
@@ -212,16 +161,17 @@ GUIDANCE_LABELS = {"none": "stock CFG", "cfg": "CFG (inertia)"}
 
 def _table(figures: dict[str, dict[str, Any]]) -> str:
     rows = [
-        "| run | sampler | guidance | attention | seconds | saturation | clipped |",
-        "|---|---|---|---|---|---|---|",
+        "| run | sampler | guidance | attention | seconds | saturation | clipped | recognised |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, f in figures.items():
         config = f["config"]
         sampler = SAMPLER_LABELS.get(config["sampler"], f"`{config['sampler']}`")
         guidance = GUIDANCE_LABELS.get(config["guidance"], f"`{config['guidance']}`")
+        recognised = f"{f['recognised']:.0%}" if "recognised" in f else "n/a"
         rows.append(
             f"| **{name}** | {sampler} | {guidance} | `{config['attention']}` | "
-            f"{f['seconds']:.2f} | {f['mean_saturation']:.3f} | {f['clipped_fraction']:.3f} |"
+            f"{f['seconds']:.2f} | {f['mean_saturation']:.3f} | {f['clipped_fraction']:.3f} | {recognised} |"
         )
     return "\n".join(rows)
 
@@ -249,6 +199,7 @@ def generate_images(
     seed: int = 0,
     batch: int = 4,
     compare: bool = True,
+    tuned: bool = True,
 ) -> tuple[list[tuple[Image.Image, str]], tuple[Image.Image, Image.Image] | None, str, dict[str, Any]]:
     """Generates ``batch`` images (seeds ``seed``, ``seed + 1``, ...) with the chosen configuration and, in compare
     mode, the baseline (stock scheduler + CFG) from the same seeds.
@@ -270,6 +221,8 @@ def generate_images(
     }
     if len(request["prompt"]) > 2000 or len(request["negative_prompt"]) > 2000:
         raise UserInputError("Prompts must be at most 2000 characters.")
+    if not isinstance(tuned, bool):
+        raise UserInputError(f"Tuned settings must be true or false, got {tuned!r}.")
     chosen = {
         "sampler": sampler_preset(sampler, beta, auto_beta, order, request["scale"], request["steps"]),
         "guidance": _choice("Guidance", guidance, GUIDANCE_PRESETS),
@@ -277,6 +230,8 @@ def generate_images(
         "guidance_params": guidance_params(guidance, apg_eta, apg_momentum, apg_threshold, higs_weight),
         "attention_params": attention_params(attention, extrapolate_beta, ema_beta),
     }
+    if tuned:  # the controls were checked above; the model's own tuned settings (inertia_presets.json) apply
+        chosen["guidance_params"], chosen["attention_params"] = {}, {}
     image_model = store.image(model)
     if image_model.is_digits and request["prompt"]:
         raise UserInputError(
@@ -289,14 +244,18 @@ def generate_images(
     images: dict[str, torch.Tensor] = {}
     figures: dict[str, dict[str, Any]] = {}
     for name, configuration in runs.items():
-        images[name], seconds = _sample(image_model, request, configuration)
+        images[name], seconds, settings = _sample(image_model, request, configuration)
         config = {"sampler": "default", "guidance": "none", "attention": "off", **configuration}
-        figures[name] = {**_figures(images[name], seconds), "config": config}
+        figures[name] = {**_figures(images[name], seconds), "config": config, "settings": settings}
+        if image_model.is_digits:
+            figures[name]["recognised"] = _recognised(images[name], request["digit"])
 
     shown = to_display(images["chosen"])
     gallery = [(image, f"seed {request['seed'] + i}") for i, image in enumerate(shown)]
     slider = (strip(to_display(images["baseline"])), strip(shown)) if compare else None
-    summary = {"model": image_model.name, "device": str(store.device), **request, "runs": figures}
+    size = list(images["chosen"].shape[-2:])  # the model's own pixels, before the display enlargement
+    summary = {"model": image_model.name, "device": str(store.device), **request, "tuned": tuned, "size": size}
+    summary["runs"] = figures
     return gallery, slider, _table(figures), summary
 
 
@@ -305,8 +264,9 @@ REQUEST_FIELDS = tuple(inspect.signature(generate_images).parameters)[1:]
 
 
 # --------------------------------------------------------------------------------------------------- layout
-def _visibility(sampler: str, guidance: str, attention: str, auto_beta: bool) -> list[Any]:
-    """Shows the settings of the chosen sampler / guidance / attention only (β is fixed while auto β is on)."""
+def _visibility(sampler: str, guidance: str, attention: str, auto_beta: bool, tuned: bool) -> list[Any]:
+    """Shows the settings of the chosen sampler / guidance / attention only (β is fixed while auto β is on; the
+    guidance and attention settings are fixed while the model's tuned settings are on)."""
     import gradio as gr
 
     return [
@@ -315,8 +275,9 @@ def _visibility(sampler: str, guidance: str, attention: str, auto_beta: bool) ->
         gr.update(visible=sampler in PLMS_MOMENTUM),
         gr.update(visible=guidance in APG_GUIDANCE),
         gr.update(visible=guidance in HIGS_GUIDANCE),
-        gr.update(visible=attention == "extrapolate"),
-        gr.update(visible=attention == "ema"),
+        gr.update(visible=attention == "extrapolate", interactive=not tuned),
+        gr.update(visible=attention == "ema", interactive=not tuned),
+        *[gr.update(interactive=not tuned) for _ in range(4)],  # APG η, β, r and HiGS w_h
     ]
 
 
@@ -324,8 +285,13 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
+    from inertia.pipelines.limits import embedded_digits_folder
+    from inertia.pipelines.model_presets import read_model_presets
+
     from .files import png_file
     from .widgets import accept_whole_numbers_as_text, label_errors
+
+    initial = tuned_defaults(read_model_presets(embedded_digits_folder()))
 
     def run(
         model: str,
@@ -349,6 +315,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         seed: int,
         batch: int,
         compare: bool,
+        tuned: bool,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's convention)
     ) -> tuple[Any, ...]:
         values = {name: value for name, value in locals().items() if name in REQUEST_FIELDS}
@@ -358,16 +325,17 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         except UserInputError as err:
             raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
         # files written whole, not PIL images (Gradio rewrites a PIL image's cache file in place: see .files)
+        raw = [png_file(image) for image in raw_pixels([image for image, _ in gallery], figures["size"])]
         gallery = [(png_file(image), caption) for image, caption in gallery]
         slider = None if slider is None else (png_file(slider[0]), png_file(slider[1]))
-        return gallery, slider, table, figures
+        return gallery, slider, table, figures, raw
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             model = gr.Textbox(
                 value="digits",
                 label="Model",
-                info="'digits' = the embedded 16x16 digits model; or a diffusers folder / hub id",
+                info="'digits' = the embedded 32x32 digits model ('digits-16': the fast 16x16 one); or a diffusers folder / hub id",
                 elem_id="image-model",
             )
             # string choices: the API documents the digit as a string, and a client's "7" must be accepted
@@ -389,26 +357,43 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
             with gr.Group():
                 guidance = gr.Dropdown(list(GUIDANCE_PRESETS), value="apg", label="Guidance", elem_id="image-guidance")
                 with gr.Row(visible=True) as apg_row:
-                    apg_eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="APG η (parallel part)")
-                    apg_momentum = gr.Slider(-0.95, 0.95, value=-0.5, step=0.05, label="APG β (momentum)")
-                    apg_threshold = gr.Number(0.0, label="APG norm threshold r (0 = auto)", minimum=0)
+                    apg_eta = gr.Slider(
+                        0.0, 1.0, value=initial["apg_eta"], step=0.05, label="APG η (parallel part)", interactive=False
+                    )
+                    apg_momentum = gr.Slider(
+                        -0.95,
+                        0.95,
+                        value=initial["apg_momentum"],
+                        step=0.05,
+                        label="APG β (momentum)",
+                        interactive=False,
+                    )
+                    apg_threshold = gr.Number(
+                        initial["apg_threshold"], label="APG norm threshold r (0 = auto)", minimum=0, interactive=False
+                    )
                 with gr.Row(visible=False) as higs_row:
-                    higs_weight = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="HiGS weight w_h")
+                    higs_weight = gr.Slider(
+                        0.0, 3.0, value=initial["higs_weight"], step=0.05, label="HiGS weight w_h", interactive=False
+                    )
             with gr.Group():
                 attention = gr.Dropdown(list(ATTENTION_PRESETS), value="off", label="Momentum attention")
                 with gr.Row():
                     extrapolate_beta = gr.Slider(
                         -0.95,
                         0.95,
-                        value=preset_attention_beta("extrapolate"),
+                        value=initial["extrapolate_beta"],
                         step=0.05,
                         label="extrapolate β",
                         info="momentum of the attention velocity; < 0 weights the latest slope up",
                         visible=False,
                     )
-                    ema_beta = gr.Slider(
-                        0.0, 0.95, value=preset_attention_beta("ema"), step=0.05, label="ema β", visible=False
-                    )
+                    ema_beta = gr.Slider(0.0, 0.95, value=initial["ema_beta"], step=0.05, label="ema β", visible=False)
+            tuned = gr.Checkbox(
+                True,
+                label="the model's tuned settings",
+                info="APG / HiGS / attention settings tuned for this model (inertia_presets.json); off: the sliders",
+                elem_id="image-tuned",
+            )
             with gr.Row():
                 steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="image-steps")
                 scale = gr.Slider(0.0, MAX_SCALE, value=7.5, step=0.5, label="Guidance scale")
@@ -417,6 +402,10 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
                 batch = gr.Slider(1, MAX_BATCH, value=4, step=1, label="Batch", elem_id="image-batch")
             compare = gr.Checkbox(True, label="Compare with the baseline (stock sampler + CFG, same seeds)")
             button = gr.Button("Generate", variant="primary", elem_id="image-generate")
+            with gr.Row():
+                example_buttons = [
+                    gr.Button(label, size="sm", elem_id=f"image-example-{i}") for i, (label, _) in enumerate(EXAMPLES)
+                ]
         with gr.Column(scale=3, min_width=320):
             slider = gr.ImageSlider(
                 label="Compare: baseline (left) | your configuration (right)",
@@ -436,6 +425,9 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
             table = gr.Markdown(elem_id="image-figures")
             with gr.Accordion("Figures (JSON)", open=False):
                 figures = gr.JSON(label="figures")
+            with gr.Accordion("Raw images (the model's own pixels)", open=False):
+                raw_files = gr.File(label="raw PNGs", file_count="multiple", elem_id="image-raw")
+            raw_state = gr.State([])
 
     inputs = [
         model,
@@ -459,12 +451,37 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         seed,
         batch,
         compare,
+        tuned,
     ]
     accept_whole_numbers_as_text(digit)
     label_errors(*(c for c in inputs if not isinstance(c, gr.Textbox | gr.Checkbox)))
-    button.click(run, inputs, [gallery, slider, table, figures], api_name="generate_image", concurrency_id="models")
+    outputs = [gallery, slider, table, figures, raw_state]  # the State is not part of the API's answer
+
+    def show_raw(paths: list[str]) -> list[str]:
+        return paths
+
+    button.click(run, inputs, outputs, api_name="generate_image", concurrency_id="models").then(
+        show_raw, raw_state, raw_files, queue=False, api_visibility="private"
+    )
+    example_targets = [sampler, guidance, steps, scale, compare]
+    for example_button, (_, values) in zip(example_buttons, EXAMPLES, strict=True):
+
+        def fill(values: dict[str, Any] = values) -> list[Any]:
+            return [values["sampler"], values["guidance"], values["steps"], values["scale"], True]
+
+        example_button.click(fill, None, example_targets, queue=False, api_visibility="private").then(
+            run, inputs, outputs, concurrency_id="models", api_visibility="private"
+        ).then(show_raw, raw_state, raw_files, queue=False, api_visibility="private")
     toggled = [beta, auto_beta, order, apg_row, higs_row, extrapolate_beta, ema_beta]
-    controls = [sampler, guidance, attention, auto_beta]
+    toggled += [apg_eta, apg_momentum, apg_threshold, higs_weight]
+    controls = [sampler, guidance, attention, auto_beta, tuned]
     for control in controls:
         control.change(_visibility, controls, toggled, queue=False, api_visibility="private")
-    return {"inputs": inputs, "gallery": gallery, "slider": slider, "table": table, "figures": figures}
+    return {
+        "inputs": inputs,
+        "gallery": gallery,
+        "slider": slider,
+        "table": table,
+        "figures": figures,
+        "raw": raw_files,
+    }

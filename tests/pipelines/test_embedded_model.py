@@ -1,26 +1,44 @@
-"""The embedded digits model shipped in the package: it loads offline and draws the digits it is asked for."""
+"""The embedded digits models shipped in the package: they load offline and draw the digits they are asked for."""
 
 import pytest
 import torch
 
 from inertia.metrics import predict_digits
-from inertia.pipelines import EMBEDDED_DIGITS_DIR, load_digits_pipeline
+from inertia.pipelines import load_digits_pipeline, load_image_pipeline
+from inertia.pipelines.limits import DIGITS_MODEL_ENV, EMBEDDED_DIGITS_MODELS, embedded_digits_folder
+
+SIZES = {"digits": 32, "digits-16": 16}
 
 
-def test_embedded_model_files_are_shipped() -> None:
-    weights = EMBEDDED_DIGITS_DIR / "unet" / "diffusion_pytorch_model.safetensors"
+@pytest.mark.parametrize("name", sorted(EMBEDDED_DIGITS_MODELS))
+def test_embedded_model_files_are_shipped(name) -> None:
+    folder = embedded_digits_folder(name)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
     assert weights.is_file() and weights.stat().st_size < 20 * 2**20
-    assert (EMBEDDED_DIGITS_DIR / "README.md").is_file()  # the model card
+    card = (folder / "README.md").read_text()  # the model card
+    assert f"{SIZES[name]}x{SIZES[name]}" in card and "inertia-train" in card
+    assert (folder / "inertia_presets.json").is_file()  # its tuned preset settings
 
 
-@pytest.fixture(scope="module")
-def pipe():
-    pipe = load_digits_pipeline(device="cpu")
+@pytest.fixture(scope="module", params=sorted(EMBEDDED_DIGITS_MODELS))
+def named(request):
+    pipe = load_image_pipeline(request.param, device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return request.param, pipe
 
 
-def test_embedded_model_draws_the_requested_digits(pipe) -> None:
+def test_the_32x32_model_is_the_default_and_the_variable_picks_another(monkeypatch) -> None:
+    monkeypatch.delenv(DIGITS_MODEL_ENV, raising=False)
+    assert load_digits_pipeline(device="cpu").unet.config.sample_size == 32
+    monkeypatch.setenv(DIGITS_MODEL_ENV, "digits-16")
+    assert load_image_pipeline(device="cpu").unet.config.sample_size == 16
+    monkeypatch.setenv(DIGITS_MODEL_ENV, "digits-64")
+    with pytest.raises(ValueError, match=r"INERTIA_DIGITS_MODEL='digits-64' is not an embedded digits model; valid"):
+        load_image_pipeline(device="cpu")
+
+
+def test_embedded_model_draws_the_requested_digits(named) -> None:
+    name, pipe = named
     digits = list(range(10)) * 2
     images = pipe(
         digits,
@@ -29,13 +47,15 @@ def test_embedded_model_draws_the_requested_digits(pipe) -> None:
         generator=torch.Generator().manual_seed(0),
         output_type="pt",
     ).images
+    assert images.shape == (20, 3, SIZES[name], SIZES[name])
     agree = (predict_digits(images) == torch.tensor(digits)).float().mean().item()
-    assert agree >= 0.8, f"the classifier agrees with only {agree:.0%} of the requested digits"
+    assert agree >= (0.9 if name == "digits" else 0.8), f"the classifier agrees with only {agree:.0%} of the digits"
 
 
-def test_embedded_model_with_momentum_scheduler(pipe) -> None:
+def test_embedded_model_with_momentum_scheduler(named) -> None:
     from inertia.samplers import MomentumDPMSolverMultistepScheduler
 
+    name, pipe = named
     pipe.scheduler = MomentumDPMSolverMultistepScheduler.from_config(pipe.scheduler.config, momentum_beta=0.8)
     images = pipe([3, 7], num_inference_steps=10, guidance_scale=7.5, output_type="pt").images
-    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+    assert images.shape == (2, 3, SIZES[name], SIZES[name]) and torch.isfinite(images).all()

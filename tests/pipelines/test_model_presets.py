@@ -12,7 +12,7 @@ from inertia.attention import MomentumAttention
 from inertia.guidance import APG, HiGS
 from inertia.guidance.classic import guidance_hook
 from inertia.pipelines import configure, load_image_pipeline
-from inertia.pipelines.loading import EMBEDDED_DIGITS_DIR
+from inertia.pipelines.loading import DIGITS16_DIR
 from inertia.pipelines.model_presets import (
     PRESETS_FILE,
     check_model_presets,
@@ -37,7 +37,7 @@ TUNED = {
 @pytest.fixture(scope="module")
 def tuned_pipe(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tuned") / "digits"
-    shutil.copytree(EMBEDDED_DIGITS_DIR, folder)
+    shutil.copytree(DIGITS16_DIR, folder)
     write_model_presets(folder, TUNED)
     pipe = load_image_pipeline(folder, device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -84,7 +84,7 @@ def test_tuned_attention_and_the_stock_defaults_stay_stock(tuned_pipe, installed
 
 def test_a_model_without_the_file_gets_the_generic_rules(tmp_path, installed) -> None:
     folder = tmp_path / "plain"
-    shutil.copytree(EMBEDDED_DIGITS_DIR, folder)
+    shutil.copytree(DIGITS16_DIR, folder)
     (folder / PRESETS_FILE).unlink()
     pipe = load_image_pipeline(folder, device="cpu")
     assert model_presets(pipe) == {"guidance": {}, "attention": {}, "sampler": {}}
@@ -95,7 +95,7 @@ def test_a_model_without_the_file_gets_the_generic_rules(tmp_path, installed) ->
 
 
 def test_the_16x16_model_ships_the_apg_threshold_it_was_benchmarked_with() -> None:
-    presets = read_model_presets(EMBEDDED_DIGITS_DIR)
+    presets = read_model_presets(DIGITS16_DIR)
     assert presets["guidance"]["apg"] == {"norm_threshold": 0.2}
 
 
@@ -137,7 +137,7 @@ def test_bad_presets_are_refused_naming_the_entry(presets, message) -> None:
 
 def test_a_broken_file_is_refused_before_the_weights_load(tmp_path) -> None:
     folder = tmp_path / "broken"
-    shutil.copytree(EMBEDDED_DIGITS_DIR, folder)
+    shutil.copytree(DIGITS16_DIR, folder)
     (folder / PRESETS_FILE).write_text("{not json")
     with pytest.raises(ValueError, match=r"inertia_presets.json: not valid JSON"):
         load_image_pipeline(folder, device="cpu")

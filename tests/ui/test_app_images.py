@@ -85,7 +85,11 @@ def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> N
     runs = figures["runs"]
     assert runs["baseline"]["config"] == {"sampler": "default", "guidance": "none", "attention": "off"}
     assert runs["chosen"]["config"]["sampler"] == "hb-dpm++:0.6"
-    assert runs["chosen"]["config"]["attention_params"] == {"beta": preset_attention_beta("extrapolate")}
+    assert runs["chosen"]["config"]["attention_params"] == {}  # the model's tuned settings (none for attention)
+    assert runs["chosen"]["settings"]["attention"]["beta"] == preset_attention_beta("extrapolate")
+    apg, higs = runs["chosen"]["settings"]["guidance"]
+    assert apg["method"] == "APG" and apg["norm_threshold"] == 0.2 and higs == {"method": "HiGS", **higs}
+    assert 0.0 <= runs["chosen"]["recognised"] <= 1.0 and "| recognised |" in table
     assert "| **baseline** | stock scheduler | stock CFG | `off` |" in table  # the stock run is CFG, not "none"
     assert "**chosen**" in table
     want_base = reference(5, 4, 2, 6)
@@ -105,11 +109,41 @@ def test_digit_is_a_string_in_the_api_and_accepted_as_one(client) -> None:
     assert as_text["digit"] == as_number["digit"] == 4
 
 
-def test_attention_beta_is_passed_through(client) -> None:
+def test_the_sliders_apply_when_the_tuned_settings_are_off(client) -> None:
     _, _, _, figures = client.predict(
-        digit=2, attention="ema", ema_beta=0.5, compare=False, **FAST, api_name="/generate_image"
+        digit=2, attention="ema", ema_beta=0.5, tuned=False, compare=False, **FAST, api_name="/generate_image"
     )
     assert figures["runs"]["chosen"]["config"]["attention_params"] == {"beta": 0.5}
+    assert figures["runs"]["chosen"]["settings"]["attention"]["beta"] == 0.5
+    _, _, _, figures = client.predict(
+        digit=2,
+        guidance="apg",
+        apg_momentum=0.25,
+        apg_threshold=3.0,
+        tuned=False,
+        compare=False,
+        **FAST,
+        api_name="/generate_image",
+    )
+    (apg,) = figures["runs"]["chosen"]["settings"]["guidance"]
+    assert (apg["momentum"], apg["norm_threshold"]) == (0.25, 3.0)
+
+
+def test_the_tuned_settings_override_the_sliders(client) -> None:
+    _, _, _, figures = client.predict(
+        digit=2,
+        guidance="apg",
+        apg_threshold=3.0,
+        attention="ema",
+        ema_beta=0.5,
+        compare=False,
+        **FAST,
+        api_name="/generate_image",
+    )
+    chosen = figures["runs"]["chosen"]
+    assert figures["tuned"] is True
+    assert chosen["settings"]["guidance"][0]["norm_threshold"] == 0.2  # digits-16's inertia_presets.json
+    assert chosen["settings"]["attention"]["beta"] == preset_attention_beta("ema")
 
 
 def test_a_saved_pipeline_folder_is_a_model(client, tmp_path) -> None:
@@ -147,3 +181,15 @@ def test_invalid_inputs_are_readable_errors_and_the_app_keeps_serving(client, in
     assert message in str(info.value)
     gallery, *_ = client.predict(steps=2, batch=1, compare=False, api_name="/generate_image")
     assert len(gallery) == 1
+
+
+def test_the_raw_pixels_are_kept_and_the_api_still_answers_four_values(client) -> None:
+    from inertia.ui.image_tab import raw_pixels
+
+    answer = client.predict(digit=6, seed=3, compare=False, **FAST, api_name="/generate_image")
+    assert len(answer) == 4  # gallery, slider, table, figures: the raw images ride in a State, not in the API
+    height, width = answer[3]["size"]
+    images = torch.rand(3, 3, height, width)
+    raw = raw_pixels(to_display(images), [height, width])
+    want = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert all(np.array_equal(np.asarray(r), w) for r, w in zip(raw, want, strict=True))

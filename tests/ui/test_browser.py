@@ -95,8 +95,20 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
             images = page.locator("#image-gallery img")
             assert images.count() == (4 if DOCS_DIR else 2)
             assert page.locator("#image-compare img").count() == 2
+            page.get_by_text("Raw images (the model's own pixels)").click()  # the raw PNGs, one per image
+            page.wait_for_function(
+                f"document.querySelectorAll('#image-raw a').length >= {4 if DOCS_DIR else 2}", timeout=TIMEOUT_MS
+            )
             _no_error_toast(page)
             page.screenshot(path=str(out / "image_tab.png"), full_page=True)
+            if not DOCS_DIR:  # an example button sets the high-guidance regime and runs it
+                page.click("#image-example-0")
+                page.wait_for_function(
+                    "document.querySelector('#image-figures').innerText.includes('dpm++2m')", timeout=TIMEOUT_MS
+                )
+                assert page.locator("#image-steps input[type='number']").input_value() == "10"
+                _wait_for_rows(page, "image-figures", 2)
+                _no_error_toast(page)
 
             # Text tab: two methods, streamed, with the figures table at the end.
             page.get_by_role("tab", name="Text").click()

@@ -180,3 +180,38 @@ def test_launch_binds_to_loopback_with_the_cli_signature() -> None:
         demo.close()
     with pytest.raises(UserInputError, match="device"):
         launch(device="tpu", block=False)
+
+
+def test_the_examples_show_each_method_where_it_helps() -> None:
+    from inertia.pipelines.presets import GUIDANCE_PRESETS, SAMPLER_PRESETS
+    from inertia.ui.image_controls import EXAMPLES
+
+    high = [values for label, values in EXAMPLES if values["scale"] >= 15]
+    assert {values["sampler"] for values in high} >= {"dpm++2m", "hb-dpm++", "ghvb"}
+    assert any(values["guidance"] == "apg" for values in high)
+    assert all(8 <= values["steps"] <= 10 for values in high)
+    for _, values in EXAMPLES:
+        assert values["sampler"] in SAMPLER_PRESETS and values["guidance"] in GUIDANCE_PRESETS
+
+
+def test_the_sliders_start_at_the_default_models_tuned_values() -> None:
+    from inertia.ui.image_controls import preset_attention_beta, tuned_defaults
+
+    generic = tuned_defaults({})
+    assert generic == {
+        "apg_eta": 0.0,
+        "apg_momentum": -0.5,
+        "apg_threshold": 0.0,
+        "higs_weight": 1.0,
+        "extrapolate_beta": preset_attention_beta("extrapolate"),
+        "ema_beta": preset_attention_beta("ema"),
+    }
+    tuned = tuned_defaults(
+        {"guidance": {"apg": {"norm_threshold": 0.3, "eta": 0.25}}, "attention": {"ema": {"beta": 0.5}}}
+    )
+    assert (tuned["apg_threshold"], tuned["apg_eta"], tuned["ema_beta"], tuned["apg_momentum"]) == (
+        0.3,
+        0.25,
+        0.5,
+        -0.5,
+    )
