@@ -70,22 +70,7 @@ def sample_hb(
 
     First order for every β < 1 (paper Theorem 1); the steps of ``MomentumPLMSScheduler(momentum_method="hb")``.
 
-    Args:
-        model: the denoiser, called as ``model(x, sigma * s_in, **extra_args)`` and returning x0.
-        x: the starting sample, already at noise level ``sigmas[0]`` (e.g. ``noise * sigmas[0]``).
-        sigmas: strictly decreasing noise levels ≥ 0, usually ending in 0. PLMS's coefficients assume equal steps,
-            so it is most accurate on grids close to uniform in σ (as in the paper); it runs on any grid.
-        extra_args: keyword arguments passed to every model call.
-        callback: called after each model call with ``{"x", "i", "sigma", "sigma_hat", "denoised"}``.
-        disable: tqdm's ``disable`` for the progress bar.
-        order: the PLMS order k, 1-5.
-        beta: damping β ∈ (0, 1]; 1 = plain PLMS-k, smaller = more damping of divergence artifacts.
-
-    Returns:
-        The sample at ``sigmas[-1]``, in ``x``'s dtype.
-
-    Raises:
-        ValueError: for an invalid argument, naming it (e.g. ``order`` outside 1-5, ``beta`` outside (0, 1]).
+    Arguments, return value and errors as in :func:`sample_ghvb`.
 
     Example:
         >>> import torch
@@ -158,22 +143,7 @@ def sample_nt(
 
     First order for β < 1, like HB; the steps of ``MomentumPLMSScheduler(momentum_method="nt")``.
 
-    Args:
-        model: the denoiser, called as ``model(x, sigma * s_in, **extra_args)`` and returning x0.
-        x: the starting sample, already at noise level ``sigmas[0]`` (e.g. ``noise * sigmas[0]``).
-        sigmas: strictly decreasing noise levels ≥ 0, usually ending in 0. PLMS's coefficients assume equal steps,
-            so it is most accurate on grids close to uniform in σ (as in the paper); it runs on any grid.
-        extra_args: keyword arguments passed to every model call.
-        callback: called after each model call with ``{"x", "i", "sigma", "sigma_hat", "denoised"}``.
-        disable: tqdm's ``disable`` for the progress bar.
-        order: the PLMS order k, 1-5.
-        beta: damping β ∈ (0, 1]; 1 = plain PLMS-k, smaller = more damping of divergence artifacts.
-
-    Returns:
-        The sample at ``sigmas[-1]``, in ``x``'s dtype.
-
-    Raises:
-        ValueError: for an invalid argument, naming it (e.g. ``order`` outside 1-5, ``beta`` outside (0, 1]).
+    Arguments, return value and errors as in :func:`sample_ghvb`.
 
     Example:
         >>> import torch
