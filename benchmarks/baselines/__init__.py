@@ -1,0 +1,15 @@
+"""The peers our users run instead of inertia, implemented or wrapped for side-by-side benchmarks.
+
+One module per area, each importable on its own (nothing is imported here eagerly, so importing one area does not
+pull another's host library):
+
+* :mod:`benchmarks.baselines.decoding`: anti-repetition logits processors users reach for (DRY, from its public
+  description), next to transformers' own ``repetition_penalty`` / ``no_repeat_ngram_size``.
+* :mod:`benchmarks.baselines.guidance`: the guidance rules of diffusers' guiders (CFG-Zero*, APG, tangential,
+  frequency-decoupled, magnitude-aware) and ``guidance_rescale``, as functions our classic hook can run.
+* :mod:`benchmarks.baselines.k_diffusion`: k-diffusion's sampler update rules (Euler, Heun, LMS, DPM++ 2M, ...),
+  transcribed with citations, for the exact-denoiser sampler benchmark.
+* :mod:`benchmarks.baselines.caches`: the caching rules of diffusers' cache hooks where they do not attach.
+
+These are benchmark references, not product code: ``inertia`` never imports them.
+"""
