@@ -97,9 +97,10 @@ class BrownianNoiseSampler:
             else:
                 a, w_a, key = m, w_m, 2 * key + 1
         out = w_a if s == a else w_b if s == b else w_a + (w_b - w_a) * ((s - a) / (b - a))
-        if len(self._cache) >= self._cache_size:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[s] = out
+        if self._cache_size > 0:
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))  # oldest first
+            self._cache[s] = out
         return out
 
     def __call__(self, sigma: torch.Tensor | float, sigma_next: torch.Tensor | float) -> torch.Tensor:
