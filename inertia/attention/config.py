@@ -150,6 +150,7 @@ class MomentumAttention:
                 raise ValueError(f"`beta` must be in {interval} for mode={self.mode!r}, got {self.beta!r}.")
             set_(self, "beta", beta)
         if self.lookahead is None and self.mode == "extrapolate":
+            assert self.beta is not None  # extrapolate has a default beta, set just above
             set_(self, "lookahead", 1.0 - self.beta)  # λ = 1 − β: the prediction is exact on a linear trajectory
         elif self.lookahead is not None or "lookahead" in defaults:
             lookahead = _number("lookahead", defaults["lookahead"] if self.lookahead is None else self.lookahead)
@@ -250,17 +251,20 @@ class MomentumAttention:
 
     def in_window(self, step: int) -> bool:
         """Whether step ``step`` lies in ``window``."""
+        assert self.window is not None  # __post_init__ replaced None by the mode's default
         start, end = self.window
         return step >= start and (end is None or step < end)
 
     def window_passed(self, step: int) -> bool:
         """Whether ``step`` is at or past the window's end (no later step can use the state)."""
+        assert self.window is not None  # __post_init__ replaced None by the mode's default
         end = self.window[1]
         return end is not None and step >= end
 
     def skips(self, step: int) -> bool:
         """Whether a skip mode skips the attention computation at ``step`` (in the window, ``step % skip_every``
         != 0, as FasterCache counts its iterations)."""
+        assert self.skip_every is not None  # __post_init__ replaced None by the mode's default
         return self.is_skip_mode and self.in_window(step) and step % self.skip_every != 0
 
     def num_skipped(self, num_steps: int) -> int:

@@ -132,7 +132,7 @@ def parse_lm_attention(name: str) -> LMMomentumAttention | None:
             raise ValueError(f"`attention`={name!r}: 'off' takes no value.")
         return None
     if not value:
-        return LMMomentumAttention(**MOMENTUM_PRESET)
+        return LMMomentumAttention(eta=MOMENTUM_PRESET["eta"], scale=MOMENTUM_PRESET["scale"])
     try:
         eta = float(value)
     except ValueError:

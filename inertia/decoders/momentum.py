@@ -234,6 +234,7 @@ def momentum_scores(
     logits = scores.to(torch.promote_types(scores.dtype, torch.float32))  # float32, or float64 kept as is
     top_logits, top_ids = logits.topk(top_k, dim=-1)  # C_k (eq. (3)): the top-k by logit
     probs = torch.softmax(logits, dim=-1).gather(1, top_ids)  # p(v) at temperature 1
+    ignore: torch.Tensor | None
     if prompt_mask is not None:
         ignore = prompt_padding(prompt_mask, input_ids.shape[1])
     else:

@@ -71,7 +71,8 @@ class LossWeightWarmup:
         if not self.active:
             return None
         # w_max = initial · (final/initial)^(k/warmup) (FDM: ×100^(1/warmup_ite) per step from 5)
-        return self.initial * (self.final / self.initial) ** (self.steps / self.warmup_steps)
+        weight: float = self.initial * (self.final / self.initial) ** (self.steps / self.warmup_steps)
+        return weight
 
     def step(self) -> None:
         """Advances the warm-up by one optimizer step."""
@@ -91,7 +92,8 @@ class LossWeightWarmup:
         steps = state["steps"]
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"`steps` must be an integer in [0, inf), got {steps!r}.")
-        self.__init__(int(state["warmup_steps"]), float(state["initial"]), float(state["final"]))  # validates
+        # re-run the constructor's validation on the saved settings
+        type(self).__init__(self, int(state["warmup_steps"]), float(state["initial"]), float(state["final"]))
         self.steps = steps
 
 

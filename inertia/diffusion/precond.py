@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -83,7 +83,7 @@ VP_M = 1000  # VP's c_noise scale M (EDM Table 1)
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
-    return value
+    return cast(str, value)  # one of `choices`
 
 
 def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:

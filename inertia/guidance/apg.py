@@ -108,7 +108,8 @@ def project(
 def clip_norm(vector: torch.Tensor, threshold: float, dims: tuple[int, ...] | None = None) -> torch.Tensor:
     """``vector · min(1, r/‖vector‖)`` per sample (APG's "rescaling"), the norm over ``dims`` (default: non-batch)."""
     norm = torch.linalg.vector_norm(vector, dim=sample_dims(vector) if dims is None else dims, keepdim=True)
-    return vector * (threshold / norm.clamp_min(_TINY)).clamp(max=1.0)
+    scale: torch.Tensor = (threshold / norm.clamp_min(_TINY)).clamp(max=1.0)  # min(1, r/‖vector‖)
+    return vector * scale
 
 
 def apg_update(

@@ -71,8 +71,8 @@ def idct2(y: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def _highpass_cached(
-    height: int, width: int, cutoff: float, sharpness: float, device: torch.device, dtype, inference: bool
-):  # `inference` keys the cache as in `_dct_matrix_cached`
+    height: int, width: int, cutoff: float, sharpness: float, device: torch.device, dtype: torch.dtype, inference: bool
+) -> torch.Tensor:  # `inference` keys the cache as in `_dct_matrix_cached`
     return highpass_mask(height, width, cutoff, sharpness).to(device=device, dtype=dtype)
 
 
