@@ -26,6 +26,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "guidance": ("benchmarks.bench_guidance", True),
     "attention": ("benchmarks.bench_attention", True),
     "decoding": ("benchmarks.bench_decoding", False),
+    "peers-decoding": ("benchmarks.bench_peers_decoding", False),
     "lm-attention": ("benchmarks.bench_lm_attention", False),
     "ui": ("benchmarks.bench_ui", True),
 }

@@ -43,6 +43,7 @@ BENCH_SUITES = {
     "overhead": "benchmarks.bench_overhead",
     "guidance": "benchmarks.bench_guidance",
     "decoding": "benchmarks.bench_decoding",
+    "peers-decoding": "benchmarks.bench_peers_decoding",
     "attention": "benchmarks.bench_attention",
     "lm-attention": "benchmarks.bench_lm_attention",
     "ui": "benchmarks.bench_ui",
