@@ -13,9 +13,12 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .apg import NORM_DIMS, NormDims
+
+if TYPE_CHECKING:
+    import torch
 from .apg_presets import apg_preset
 
 SPACES = ("x0", "model_output")
@@ -314,35 +317,78 @@ class HiGS:
         return self.weight == 0.0
 
 
+class Combiner(Protocol):
+    """A custom rule for the CFG line (duck-typed): what :func:`inertia.guidance.state.guide` calls on it.
+
+    Any object with these members can stand where :class:`CFG` / :class:`APG` do, e.g. another paper's guidance
+    rule in a side-by-side benchmark. ``combine`` gets the conditional and unconditional predictions in ``space``
+    (float32 or float64), the scale ``w``, the 0-based sampler step of this evaluation and the ``memory`` it returned
+    at the previous committed step (None at a run's first step), and returns the guided prediction and the new
+    memory. The host stores that memory only on evaluations that may commit (see
+    :meth:`inertia.guidance.state.GuidanceState.observe`), so a stateful rule advances once per sampler step.
+
+    Example:
+        >>> import torch
+        >>> class Halfway:
+        ...     space, is_identity = "model_output", False
+        ...     def combine(self, cond, uncond, scale, *, step, memory):
+        ...         return uncond + 0.5 * scale * (cond - uncond), memory
+        >>> is_combiner(Halfway()), is_combiner(APG())
+        (True, False)
+    """
+
+    space: str
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the rule is plain CFG (the host may then skip it)."""
+        ...
+
+    def combine(
+        self, cond: torch.Tensor, uncond: torch.Tensor, scale: float, *, step: int, memory: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The guided prediction and the memory to keep for the next step."""
+        ...
+
+
+def is_combiner(method: object) -> bool:
+    """Whether ``method`` is a custom :class:`Combiner` (not CFG / APG / HiGS): it has a callable ``combine``."""
+    return not isinstance(method, CFG | APG | HiGS) and callable(getattr(method, "combine", None))
+
+
 GuidanceMethod = CFG | APG | HiGS
-"""Any guidance configuration accepted by :func:`inertia.guidance.apply_guidance`."""
+"""Any guidance configuration accepted by :func:`inertia.guidance.apply_guidance` (or a custom :class:`Combiner`)."""
 
 
-def check_methods(methods: tuple[object, ...]) -> tuple[CFG | APG | None, HiGS | None]:
+def check_methods(methods: tuple[object, ...]) -> tuple[CFG | APG | Combiner | None, HiGS | None]:
     """Validates a method combination and returns ``(combiner, higs)``.
 
-    At most one of :class:`CFG` / :class:`APG` (they replace the same CFG line) and at most one :class:`HiGS`
-    (applied on top of the combiner's output).
+    At most one of :class:`CFG` / :class:`APG` / a custom :class:`Combiner` (they replace the same CFG line) and at
+    most one :class:`HiGS` (applied on top of the combiner's output).
 
     Raises:
-        TypeError: an element is not a CFG / APG / HiGS instance.
-        ValueError: two combiners or two HiGS.
+        TypeError: an element is not a CFG / APG / HiGS instance or a custom combiner.
+        ValueError: two combiners, two HiGS, or a custom combiner whose ``space`` is not one of :data:`SPACES`.
     """
-    combiner: CFG | APG | None = None
+    combiner: CFG | APG | Combiner | None = None
     higs: HiGS | None = None
     for index, method in enumerate(methods):
-        if isinstance(method, CFG | APG):
+        if isinstance(method, CFG | APG) or is_combiner(method):
             if combiner is not None:
                 raise ValueError(
-                    f"`methods` may hold one of CFG / APG, got {combiner!r} and {method!r}; APG replaces CFG."
+                    f"`methods` may hold one of CFG / APG / a custom combiner, got {combiner!r} and {method!r}; "
+                    "each replaces the CFG line."
                 )
-            combiner = method
+            if is_combiner(method):
+                _choice(f"methods[{index}].space", getattr(method, "space", None), SPACES)
+            combiner = method  # type: ignore[assignment]
         elif isinstance(method, HiGS):
             if higs is not None:
                 raise ValueError(f"`methods` may hold one HiGS, got {higs!r} and {method!r}.")
             higs = method
         else:
             raise TypeError(
-                f"`methods[{index}]` must be a CFG, APG or HiGS instance (from inertia.guidance), got {method!r}."
+                f"`methods[{index}]` must be a CFG, APG or HiGS instance (from inertia.guidance) or a custom combiner "
+                f"with a `combine` method, got {method!r}."
             )
     return combiner, higs

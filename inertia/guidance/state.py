@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .apg import apg_guidance, cfg_guidance, resolve_norm_dims
-from .config import APG, CFG, HiGS
+from .config import APG, CFG, Combiner, HiGS, is_combiner
 from .higs import higs_update
 
 Converter = Callable[[torch.Tensor], torch.Tensor]
@@ -54,7 +54,7 @@ class GuidanceState:
         (2, True, 1)
     """
 
-    momentum: torch.Tensor | None = None
+    momentum: torch.Tensor | None = None  # APG's M, or a custom combiner's memory
     history: torch.Tensor | None = None
     last_timestep: float | None = None
     key: tuple[Any, ...] | None = None
@@ -93,7 +93,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def guide(
     state: GuidanceState,
-    combiner: CFG | APG | None,
+    combiner: CFG | APG | Combiner | None,
     higs: HiGS | None,
     cond: torch.Tensor,
     uncond: torch.Tensor | None,
@@ -111,7 +111,9 @@ def guide(
 
     Args:
         state: this generation's state (updated in place when ``commit``).
-        combiner: ``CFG()``, an ``APG`` or None (plain CFG). Ignored when ``uncond`` is None.
+        combiner: ``CFG()``, an ``APG``, a custom :class:`~inertia.guidance.config.Combiner` or None (plain CFG).
+            Ignored when ``uncond`` is None. A custom combiner gets this evaluation's 0-based step (the run's committed
+            steps so far, minus one) and its memory in ``state.momentum``.
         higs: a ``HiGS`` or None.
         cond: conditional model output D_c (raw output space).
         uncond: unconditional model output D_u, or None when the host runs no guidance.
@@ -147,8 +149,15 @@ def guide(
     dims = resolve_norm_dims(apg.norm_dims, cond.ndim) if apg is not None else ()  # bad dims fail before any work
     if apg is not None and not apg.in_interval(step, num_steps, sigma):
         apg = None  # outside the interval: CFG below
+    custom = combiner if is_combiner(combiner) and not combiner.is_identity and uncond is not None else None
     if uncond is None:
         pred = cond
+    elif custom is not None:
+        space = custom.space
+        c, u = into(space, cond.to(work), "model_output"), into(space, uncond.to(work), "model_output")
+        pred, memory = custom.combine(c, u, scale, step=max(state.steps - 1, 0), memory=state.momentum)
+        if commit:
+            state.momentum = memory
     elif apg is not None:
         space = apg.space
         c, u = into(space, cond.to(work), "model_output"), into(space, uncond.to(work), "model_output")
