@@ -22,6 +22,7 @@ from pathlib import Path
 # suite name -> (module, takes --device)
 SUITES: dict[str, tuple[str, bool]] = {
     "samplers": ("benchmarks.bench_samplers", False),
+    "peers-samplers": ("benchmarks.bench_peers_samplers", False),
     "overhead": ("benchmarks.bench_overhead", True),
     "guidance": ("benchmarks.bench_guidance", True),
     "attention": ("benchmarks.bench_attention", True),

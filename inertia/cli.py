@@ -40,6 +40,7 @@ from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPL
 
 BENCH_SUITES = {
     "samplers": "benchmarks.bench_samplers",
+    "peers-samplers": "benchmarks.bench_peers_samplers",
     "overhead": "benchmarks.bench_overhead",
     "guidance": "benchmarks.bench_guidance",
     "decoding": "benchmarks.bench_decoding",
