@@ -25,6 +25,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "peers-samplers": ("benchmarks.bench_peers_samplers", False),
     "overhead": ("benchmarks.bench_overhead", True),
     "guidance": ("benchmarks.bench_guidance", True),
+    "peers-guidance": ("benchmarks.bench_peers_guidance", False),
     "attention": ("benchmarks.bench_attention", True),
     "decoding": ("benchmarks.bench_decoding", False),
     "peers-decoding": ("benchmarks.bench_peers_decoding", False),

@@ -43,6 +43,7 @@ BENCH_SUITES = {
     "peers-samplers": "benchmarks.bench_peers_samplers",
     "overhead": "benchmarks.bench_overhead",
     "guidance": "benchmarks.bench_guidance",
+    "peers-guidance": "benchmarks.bench_peers_guidance",
     "decoding": "benchmarks.bench_decoding",
     "peers-decoding": "benchmarks.bench_peers_decoding",
     "attention": "benchmarks.bench_attention",
