@@ -6,25 +6,25 @@ transformers runs a decoding method kept in a Hub model repository, or in a loca
 ``generate``), optionally ``custom_generate/requirements.txt`` (checked before the code runs), and a ``README.md``
 model card with the ``custom_generate`` tag. :func:`build` writes one such repository per method:
 
-.. code-block:: text
-
-    <out>/README.md                                         what the folder is (in no Hub repository)
-    <out>/momentum-decoding/README.md                       the model card
-    <out>/momentum-decoding/custom_generate/generate.py     the entry point
-    <out>/momentum-decoding/custom_generate/requirements.txt  torch and transformers at our lower bounds
-    <out>/momentum-decoding/custom_generate/<module>.py     copies of the inertia.decoders modules it imports
-    <out>/contrastive-search/...                            the same for contrastive search
+```text
+<out>/README.md                                           what the folder is (in no Hub repository)
+<out>/momentum-decoding/README.md                         the model card
+<out>/momentum-decoding/custom_generate/generate.py       the entry point
+<out>/momentum-decoding/custom_generate/requirements.txt  torch and transformers at our lower bounds
+<out>/momentum-decoding/custom_generate/<module>.py       copies of the inertia.decoders modules it imports
+<out>/contrastive-search/...                              the same for contrastive search
+```
 
 The ``inertia.decoders`` modules are copied, not imported, so that the Hub method runs with torch and transformers
-alone (``inertia`` is not on PyPI); each copy is the module's source under one line that names it. The entry point
+alone (no inertia install); each copy is the module's source under one line that names it. The entry point
 calls ``generate`` again with our callable as ``custom_generate=``, so ``generate`` prepares the inputs exactly as
 for ``custom_generate=momentum_decode``; it also routes ``generate``'s ``streamer=`` to the callable's streamer
 argument. The repository's ``custom_generate/`` folder is this command's output; a test rebuilds it and compares.
 
-Usage::
-
-    python -m inertia.decoders.hub_folder custom_generate          # (re)write the folder
-    python -m inertia.decoders.hub_folder custom_generate --check  # exit 1, listing the differences, if it is stale
+```bash
+python -m inertia.decoders.hub_folder custom_generate          # (re)write the folder
+python -m inertia.decoders.hub_folder custom_generate --check  # exit 1, listing the differences, if it is stale
+```
 
 Example:
     >>> files = render()
