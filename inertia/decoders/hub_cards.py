@@ -1,8 +1,9 @@
 """The model cards (``README.md``) of the Hub ``custom_generate`` repositories that :mod:`.hub_folder` writes.
 
-Each card has the ``custom_generate`` tag in its metadata and the sections transformers' custom-generation guide
-asks for and its community repositories use: Description, Base model, Model compatibility, Additional Arguments,
-Output Type changes, Example usage.
+Each card has the ``custom_generate`` tag in its metadata (transformers' custom-generation guide asks for it, for
+discoverability) and the sections of the transformers-community ``custom_generate`` repositories, which cover what the
+guide asks a card to document (the method, its new arguments, output differences, a self-contained example):
+Description, Base model, Model compatibility, Additional Arguments, Output Type changes, Example usage.
 """
 
 from __future__ import annotations
