@@ -76,6 +76,7 @@ __all__ = [
     "function_peers",
     "main",
     "run_peers",
+    "sample_on_sigmas",
 ]
 
 KDIFF = "k-diffusion"
@@ -211,7 +212,6 @@ class _Context:
     labels: torch.Tensor
     grid: PeerGrid
     alphas_cumprod: torch.Tensor
-    sigma_range: tuple[float, float]
     ode: Any = None  # bench_samplers.Reference of the current guidance
     sde: torch.Tensor | None = None  # the SDE reference of the current guidance
 
@@ -238,18 +238,42 @@ def _metrics(x: torch.Tensor, reference: torch.Tensor, denoiser: ExactDenoiser) 
     }
 
 
+def sample_on_sigmas(
+    function: Callable[..., torch.Tensor],
+    denoiser: ExactDenoiser,
+    labels: torch.Tensor,
+    guidance: float,
+    sigmas: torch.Tensor,
+    *,
+    seed: int = 0,
+    noise_seed: int | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Any k-diffusion-style sampler on any sigma grid, from the benchmark's shared start; returns the final latents.
+
+    The start is the VP noise of ``seed`` in VE scaling, ``noise·sqrt(1 + sigmas[0]²)``; with ``noise_seed`` the
+    sampler gets the shared Brownian path on the model's σ range as ``noise_sampler`` (stochastic samplers). With a
+    final σ of 0 the result is in data scale, comparable with :func:`benchmarks.bench_samplers.compute_reference`.
+    """
+    noise = initial_noise(len(labels), denoiser.shape, seed)
+    x = noise * math.sqrt(1.0 + float(sigmas[0]) ** 2)  # the VE state of the VP start x_T = noise
+    if noise_seed is not None:
+        ratios = denoiser.ratios  # the path covers every σ the model knows (a tiny margin for float32 rounding)
+        low, high = float(ratios[0]) * (1 - 1e-6), float(ratios[-1]) * (1 + 1e-6)
+        options["noise_sampler"] = K.BrownianNoiseSampler(x, low, high, seed=noise_seed)
+    return function(KDiffusionDenoiser(denoiser, labels, guidance), x, sigmas, disable=True, **options)
+
+
 def run_function(
     peer: FunctionPeer, ctx: _Context, guidance: float, steps: int, options: Mapping[str, Any] | None = None
 ) -> torch.Tensor:
     """Run ``peer`` with ``steps`` steps on its grid from the shared noise; returns the final (σ = 0) latents."""
     sigmas = K.get_sigmas(peer.grid, steps, ctx.alphas_cumprod)
-    noise = initial_noise(ctx.grid.batch, ctx.denoiser.shape, ctx.grid.seed)
-    x = noise * math.sqrt(1.0 + float(sigmas[0]) ** 2)  # the VE state of the VP start x_T = noise
     kwargs = dict(peer.options(guidance, steps) if options is None else options)
-    if peer.stochastic:
-        kwargs["noise_sampler"] = K.BrownianNoiseSampler(x, *ctx.sigma_range, seed=ctx.grid.noise_seed)
-    model = KDiffusionDenoiser(ctx.denoiser, ctx.labels, guidance)
-    return peer.function(model, x, sigmas, disable=True, **kwargs)
+    noise_seed = ctx.grid.noise_seed if peer.stochastic else None
+    return sample_on_sigmas(
+        peer.function, ctx.denoiser, ctx.labels, guidance, sigmas, seed=ctx.grid.seed, noise_seed=noise_seed, **kwargs
+    )
 
 
 def _function_record(peer: FunctionPeer, ctx: _Context, guidance: float, budget: int) -> PeerRecord:
@@ -325,13 +349,11 @@ def run_peers(
     """Every solver and function peer at every (guidance, NFE); returns the records and the run's metadata."""
     denoiser = ExactDenoiser(make_dataset())
     alphas_cumprod = sd15_alphas_cumprod()
-    ratios = denoiser.ratios
     ctx = _Context(
         denoiser=denoiser,
         labels=torch.arange(grid.batch) % denoiser.dataset.num_classes,
         grid=grid,
         alphas_cumprod=alphas_cumprod,
-        sigma_range=(float(ratios[0]) * (1 - 1e-6), float(ratios[-1]) * (1 + 1e-6)),
     )
     records: list[PeerRecord] = []
     checks: dict[str, dict[str, float]] = {}

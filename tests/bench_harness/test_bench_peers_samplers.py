@@ -105,3 +105,23 @@ def test_targets_compare_ours_with_every_deterministic_peer_only():
     assert lines[0].startswith("MISS") and "heun (karras) 0.19" in lines[1]
     meta = {"grid": {"guidances": [15.0], "nfes": [10], "batch": 1}, "ode_reference": "r", "sde_reference": "s"}
     assert "**heun (karras)** 0.19" in markdown_report(records, {**meta, "model_calls": 0})
+
+
+def test_any_sampler_runs_on_any_sigma_grid_and_converges_to_one_solution(denoiser: ExactDenoiser):
+    labels = torch.tensor([1, 2])
+    sigma_min, sigma_max = float(denoiser.ratios[0]), float(denoiser.ratios[-1])
+    runs = [
+        B.sample_on_sigmas(
+            K.sample_dpmpp_2m, denoiser, labels, 3.0, K.get_sigmas_exponential(150, sigma_min, sigma_max)
+        ),
+        B.sample_on_sigmas(K.sample_heun, denoiser, labels, 3.0, K.get_sigmas_karras(150, sigma_min, sigma_max)),
+    ]
+    assert float((runs[0] - runs[1]).abs().max()) < 1e-3
+    noisy = [
+        B.sample_on_sigmas(
+            K.sample_dpmpp_2m_sde, denoiser, labels, 3.0, K.get_sigmas_karras(8, sigma_min, sigma_max), noise_seed=seed
+        )
+        for seed in (1, 1, 2)
+    ]
+    torch.testing.assert_close(noisy[0], noisy[1], rtol=0, atol=0)  # the noise is the path's, nothing else
+    assert not torch.equal(noisy[0], noisy[2])
