@@ -27,6 +27,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "guidance": ("benchmarks.bench_guidance", True),
     "peers-guidance": ("benchmarks.bench_peers_guidance", False),
     "attention": ("benchmarks.bench_attention", True),
+    "peers-caches": ("benchmarks.bench_peers_caches", False),
     "decoding": ("benchmarks.bench_decoding", False),
     "peers-decoding": ("benchmarks.bench_peers_decoding", False),
     "lm-attention": ("benchmarks.bench_lm_attention", False),

@@ -47,6 +47,7 @@ BENCH_SUITES = {
     "decoding": "benchmarks.bench_decoding",
     "peers-decoding": "benchmarks.bench_peers_decoding",
     "attention": "benchmarks.bench_attention",
+    "peers-caches": "benchmarks.bench_peers_caches",
     "lm-attention": "benchmarks.bench_lm_attention",
     "ui": "benchmarks.bench_ui",
     "all": "benchmarks.run_all",
