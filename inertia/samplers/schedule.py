@@ -12,6 +12,9 @@ it this module adds what the stock class lacks as a drop-in:
 - ``from_config`` of a flow-matching scheduler's config (SD3, Flux) switches to flow mode by itself:
   ``prediction_type="flow_prediction"``, ``use_flow_sigmas=True`` and ``flow_shift = shift``.
 - ``scale_noise`` (the flow pipelines' img2img call).
+- ``shift_terminal`` (Qwen-Image, LTX-2 configs): the shifted flow sigmas are stretched so that the last one equals it,
+  as `FlowMatchEulerDiscreteScheduler` does; custom flow sigmas are shifted in float32 as that class shifts them, so
+  the pipelines that always pass ``sigmas=`` (Flux.2, Qwen-Image, Z-Image, LTX-2) see bit-identical timesteps.
 
 Where the stock class silently computes a NaN or wrong schedule, ours raises a ``ValueError`` that names the parameter:
 ``trained_betas`` of the wrong length, non-finite or outside [0, 1], and a schedule that visits σ = 0 or σ = ∞.
@@ -61,7 +64,7 @@ def flow_defaults_for(config: Mapping[str, Any], overrides: Mapping[str, Any]) -
     out.setdefault("use_flow_sigmas", True)
     if "shift" in config and "flow_shift" not in config:
         out.setdefault("flow_shift", float(config["shift"]))
-    for key in ("shift_terminal", "invert_sigmas", "stochastic_sampling"):
+    for key in ("invert_sigmas", "stochastic_sampling"):
         if config.get(key):
             warnings.warn(
                 f"`{key}`={config[key]!r} of the flow-matching config is not supported and is ignored.", stacklevel=3
@@ -200,6 +203,11 @@ class MomentumScheduleMixin:
                 "reshape VP sigmas; pass custom flow `sigmas` to `set_timesteps` instead."
             )
         _check_number("momentum_guidance_scale", cfg.momentum_guidance_scale, 0.0)
+        terminal = cfg.get("shift_terminal")
+        if terminal is not None:
+            _check_number("shift_terminal", terminal, 0.0, 1.0, low_open=True)
+            if terminal >= 1.0:
+                raise ValueError(f"`shift_terminal` must be in (0, 1), got {terminal!r}.")
 
     @property
     def momentum_beta(self) -> float:
@@ -305,6 +313,24 @@ class MomentumScheduleMixin:
             )
             # DPM-Solver writes exp(mu) into config.flow_shift; restore it so no schedule state outlives the call.
             cfg.flow_shift = flow_shift
+            if cfg.use_flow_sigmas and self._shift_terminal() is not None and timesteps is None:
+                stretched = self._stretch(grid.sigmas[:-1].double().numpy())
+                grid.sigmas = torch.cat([torch.from_numpy(stretched).float(), grid.sigmas[-1:]])
+                # integer σ·T, as DPM-Solver's own flow timesteps
+                grid.timesteps = torch.from_numpy((stretched * cfg.num_train_timesteps).astype(np.int64)).to(device)
+
+    def _shift_terminal(self) -> float | None:
+        value = self.config.get("shift_terminal")  # type: ignore[attr-defined]
+        return None if value is None or value == 0 else float(value)
+
+    def _stretch(self, sigmas: np.ndarray) -> np.ndarray:
+        """Stretches shifted flow sigmas so the last one is ``shift_terminal``: 1 − (1 − σ)·(1 − s_T)/(1 − σ_last)."""
+        terminal = self._shift_terminal()
+        if terminal is None:
+            return sigmas
+        one_minus = 1.0 - sigmas
+        scale = one_minus[-1] / (1.0 - terminal)  # FlowMatchEuler's stretch_shift_to_terminal (LTX-Video's rule)
+        return 1.0 - one_minus / scale
 
     def _max_distinct_steps(self) -> int:
         """The most steps "linspace" and "leading" spacing give without repeating a timestep (DPM-Solver's rule).
@@ -376,6 +402,8 @@ class MomentumScheduleMixin:
             self._check_custom_values("sigmas", sigmas, 0.0, 1.0)
             if sigmas.min() <= 0.0:
                 raise ValueError(f"`sigmas` must be > 0 (the terminal 0 is appended), got {sigmas.tolist()}.")
+            # FlowMatchEuler shifts custom sigmas in float32; so do we, for bit-identical timesteps.
+            sigmas = sigmas.astype(np.float32)
             if mu is not None:
                 # Resolution-dependent shift of FlowMatchEuler (SD3/Flux): exp(mu)/(exp(mu) + (1/σ − 1)), or linear.
                 m = math.exp(mu) if cfg.time_shift_type == "exponential" else mu
@@ -384,6 +412,7 @@ class MomentumScheduleMixin:
                 # Static shift σ' = sσ / (1 + (s − 1)σ) with s = flow_shift.
                 s = cfg.flow_shift
                 sigmas = s * sigmas / (1.0 + (s - 1.0) * sigmas)
+            sigmas = self._stretch(sigmas)
             if keep_timesteps is not None:
                 timesteps_t = torch.from_numpy(np.asarray(keep_timesteps, dtype=np.float32)).to(device=device)
             else:  # float32 σ·T, computed as FlowMatchEulerDiscreteScheduler does, so Flux sees the same timesteps

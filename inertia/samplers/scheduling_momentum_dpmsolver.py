@@ -58,6 +58,8 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
             ``momentum_beta="auto"``.
         base_shift, max_shift, base_image_seq_len, max_image_seq_len: kept from flow-matching configs so that the
             SD3/Flux pipelines compute the same resolution shift ``mu`` as with their stock scheduler.
+        shift_terminal (`float`, *optional*): flow mode only; stretches the shifted sigmas so that the last one equals
+            it, as `FlowMatchEulerDiscreteScheduler` does (Qwen-Image and LTX-2 configs set it).
 
     Momentum needs ``algorithm_type="dpmsolver++"`` and ``solver_order`` 2 or 3.
 
@@ -111,6 +113,7 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
         max_shift: float = 1.15,
         base_image_seq_len: int = 256,
         max_image_seq_len: int = 4096,
+        shift_terminal: float | None = None,
     ):
         if momentum_beta != "auto":
             validate_beta(momentum_beta, "momentum_beta")

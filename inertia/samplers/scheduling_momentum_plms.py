@@ -71,6 +71,8 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
             of `DPMSolverMultistepScheduler` (the schedule is computed by its code, so both walk the same sigmas).
         base_shift, max_shift, base_image_seq_len, max_image_seq_len: kept from flow-matching configs for the SD3/Flux
             pipelines' resolution shift.
+        shift_terminal: flow mode only; stretches the shifted sigmas so that the last one equals it, as
+            `FlowMatchEulerDiscreteScheduler` does (Qwen-Image and LTX-2 configs set it).
 
     The papers' "momentum number" (GHVB 3.8 = order 4, β 0.8) is accepted by `from_momentum_number`.
 
@@ -118,6 +120,7 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, SchedulerMixin, ConfigMixin):
         max_shift: float = 1.15,
         base_image_seq_len: int = 256,
         max_image_seq_len: int = 4096,
+        shift_terminal: float | None = None,
     ):
         if momentum_method not in MOMENTUM_METHODS:
             raise ValueError(f"`momentum_method` must be one of {MOMENTUM_METHODS}, got {momentum_method!r}.")
