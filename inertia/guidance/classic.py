@@ -4,12 +4,21 @@
 denoiser call the hook splits the pipeline's ``[uncond; cond]`` batch, converts both halves to x0 at that
 evaluation's noise level, runs CFG or APG and then HiGS (`inertia.guidance.state.guide`), converts back and returns
 ``[g; g]``. The pipeline's own line ``u + w (c − u)`` then yields ``g`` exactly, for any ``w``, so nothing in the
-pipeline is forked. Pipelines that run no batched CFG (``guidance_scale <= 1``, Flux's guidance-distilled path) get
-HiGS on the single conditional output.
+pipeline is forked. Pipelines that run no CFG (``guidance_scale <= 1``, Flux's and Flux.2's guidance-distilled path)
+get HiGS on the single conditional output.
+
+Pipelines that run CFG as two calls in diffusers cache contexts (Wan: ``"cond"`` then ``"uncond"``) get their
+conditional output back untouched; at the unconditional call the hook computes ``g`` from both and returns
+``u' = (g − w c) / (1 − w)``, so the pipeline's ``u' + w (c − u')`` is ``g`` up to float rounding. How each pipeline
+calls its denoiser (packed tokens, Z-Image's lists and −v output, LTX-2's video tokens) is in
+:mod:`inertia.guidance.layouts`; the support table is docs/hosts/pipelines.md.
 
 Supported: `StableDiffusionPipeline`, `StableDiffusionXLPipeline`, `StableDiffusion3Pipeline`, their img2img
-variants, `FluxPipeline` (HiGS only) and inertia's `DigitsPipeline`, with any scheduler; second-order schedulers
-(Heun, KDPM2) are detected through ``scheduler.state_in_first_order``. SD3's skip-layer-guidance calls pass through.
+variants, `FluxPipeline` and `Flux2Pipeline` (HiGS only), `QwenImagePipeline` (HiGS without true CFG),
+`WanPipeline` (one expert), `ZImagePipeline`, `LTX2Pipeline` (the video stream) and inertia's `DigitsPipeline`, with
+any scheduler; second-order schedulers (Heun, KDPM2) are detected through ``scheduler.state_in_first_order``. SD3's
+skip-layer-guidance calls and LTX-2's spatio-temporal / modality passes pass through (LTX-2 adds those terms to the
+guided prediction).
 
 State: one :class:`~inertia.guidance.state.GuidanceState` per thread, reset at the start of each generation (the
 scheduler's ``timesteps`` tensor is replaced by every ``set_timesteps``; a rising timestep or a batch change also
@@ -23,9 +32,9 @@ run's first timestep on (so img2img counts only the steps it runs) and limited t
 ``denoising_end``), and σ comes from the call's timestep (read on the host anyway): √((1 − ᾱ)/ᾱ) for VP models,
 timestep / num_train_timesteps for flow models. No extra device sync per call.
 
-Notes: with ``guidance_rescale > 0`` the pipeline rescales ``g`` against itself, which is a no-op. Flux's true CFG
-(``true_cfg_scale > 1`` with a negative prompt) runs cond and uncond as separate calls; it is refused with a clear
-error rather than half-guided.
+Notes: with ``guidance_rescale > 0`` the pipeline rescales ``g`` against itself, which is a no-op. Flux's and
+Qwen-Image's true CFG (``true_cfg_scale > 1`` with a negative prompt) run cond and uncond as separate calls with a scale
+the hook cannot read; they are refused with a clear error rather than half-guided.
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,32 +49,18 @@ from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
 
 from .config import APG, CFG, HiGS, check_methods
-from .spaces import PREDICTION_TYPES, flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma, vp_sigma
+from .layouts import GuidanceLayoutError, Layout, detect_layout, pack, token_grid, unpack
+from .spaces import flow_alpha_sigma, from_x0, to_x0, vp_alpha_sigma, vp_sigma
 from .state import GuidanceState, guide
+
+__all__ = ["HOOK_NAME", "GuidanceHook", "GuidanceLayoutError", "apply_guidance", "guidance_hook", "remove_guidance"]
 
 HOOK_NAME = "inertia_guidance"
 """Name of the hook in the denoiser's diffusers `HookRegistry`."""
 
-_SAMPLE_NAMES = ("sample", "hidden_states")
-
-
-class GuidanceLayoutError(RuntimeError):
-    """The pipeline called its denoiser in a way the guidance hook cannot interpret (raised, never guessed).
-
-    Example:
-        >>> issubclass(GuidanceLayoutError, RuntimeError)   # a host-side surprise, not a bad user argument
-        True
-    """
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How a pipeline feeds its denoiser: model family, output kind and timestep units."""
-
-    family: str  # "vp" or "flow"
-    prediction_type: str
-    timestep_scale: float  # training-timestep units per unit of the timestep the pipeline passes
-    packed: bool  # Flux: 2x2 patches packed into tokens
+_SAMPLE_NAMES = ("sample", "hidden_states", "x")  # x: Z-Image's list of latents
+_TIMESTEP_NAMES = ("timestep", "t")  # t: Z-Image
+_PASSTHROUGH_CONTEXTS = ("uncond_stg", "uncond_modality")  # LTX-2's extra guidance passes
 
 
 class _NoState(BaseState):
@@ -84,31 +78,6 @@ def find_denoiser(pipe: Any) -> torch.nn.Module:
         f"`pipe` must be a diffusers pipeline with a `unet` or `transformer` denoiser, got {type(pipe).__name__} "
         "without one."
     )
-
-
-def _layout(pipe: Any, denoiser: torch.nn.Module) -> _Layout:
-    config = getattr(getattr(pipe, "scheduler", None), "config", None)
-    if config is None:
-        raise ValueError(f"`pipe` ({type(pipe).__name__}) has no scheduler with a config; guidance needs one.")
-    num_train = float(config.get("num_train_timesteps", 1000) or 1000)
-    name = type(denoiser).__name__
-    if name.startswith("Flux"):
-        return _Layout("flow", "flow", num_train, packed=True)  # FluxPipeline passes timestep / 1000 = σ
-    is_flow = (
-        "FlowMatch" in type(pipe.scheduler).__name__
-        or config.get("prediction_type") == "flow_prediction"
-        or bool(config.get("use_flow_sigmas", False))
-        or name.startswith("SD3")
-    )
-    if is_flow:
-        return _Layout("flow", "flow", 1.0, packed=False)
-    prediction_type = config.get("prediction_type", "epsilon")
-    if prediction_type not in PREDICTION_TYPES[:3]:
-        raise ValueError(
-            f"`pipe.scheduler.config.prediction_type` must be one of {PREDICTION_TYPES[:3]} for a VP denoiser, "
-            f"got {prediction_type!r}."
-        )
-    return _Layout("vp", prediction_type, 1.0, packed=False)
 
 
 def _alphas_cumprod(scheduler: Any) -> torch.Tensor:
@@ -151,17 +120,16 @@ def run_steps(schedule: list[float], first: float, order: int, limit: int | None
     return sum(1 for i, value in enumerate(run) if i == 0 or value != run[i - 1])
 
 
+_FLUX = Layout("flow", "flow", 1000.0, packing="flux")
+
+
 def _unpack(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Flux tokens ``(B, h·w, 4C)`` → latents ``(B, C, 2h, 2w)`` (inverse of FluxPipeline's 2x2 packing)."""
-    batch, _, features = x.shape
-    x = x.reshape(batch, height, width, features // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(batch, features // 4, 2 * height, 2 * width)
+    return unpack(x, _FLUX, (height, width))
 
 
 def _pack(x: torch.Tensor) -> torch.Tensor:
-    batch, channels, height, width = x.shape
-    x = x.reshape(batch, channels, height // 2, 2, width // 2, 2).permute(0, 2, 4, 1, 3, 5)
-    return x.reshape(batch, (height // 2) * (width // 2), channels * 4)
+    return pack(x, _FLUX)
 
 
 class GuidanceHook(ModelHook):
@@ -182,13 +150,13 @@ class GuidanceHook(ModelHook):
 
     _is_stateful = True
 
-    def __init__(self, pipe: Any, combiner: CFG | APG | None, higs: HiGS | None, layout: _Layout) -> None:
+    def __init__(self, pipe: Any, combiner: CFG | APG | None, higs: HiGS | None, layout: Layout) -> None:
         super().__init__()
         self._pipe = weakref.ref(pipe)
         self.combiner, self.higs, self.layout = combiner, higs, layout
         self._local = threading.local()
         self._signature: inspect.Signature | None = None
-        self._context_probe = StateManager(_NoState)  # receives diffusers cache contexts (Flux cond / uncond)
+        self._context_probe = StateManager(_NoState)  # receives diffusers cache contexts ("cond" / "uncond")
 
     @property
     def is_passthrough(self) -> bool:
@@ -223,50 +191,115 @@ class GuidanceHook(ModelHook):
         if pipe is None:
             return output
         context = self._context_probe._context
-        if context is not None and context.name == "uncond":
-            raise GuidanceLayoutError(
-                f"{type(pipe).__name__} ran a separate unconditional call (true CFG); inertia guidance supports "
-                "this pipeline without it (true_cfg_scale=1 or no negative prompt)."
-            )
+        context_name = None if context is None else context.name
+        if context_name in _PASSTHROUGH_CONTEXTS:  # LTX-2 STG / modality passes: the pipeline adds them to ours
+            return output
         out = output[0] if isinstance(output, tuple) else output.sample
-        guided = self._guide(pipe, out, args, kwargs)
+        guided = self._guide(pipe, out, args, kwargs, context_name)
         if isinstance(output, tuple):
             return (guided, *output[1:])
         output.sample = guided
         return output
 
-    def _guide(self, pipe: Any, out: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    def _inputs(self, pipe: Any, out: Any, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """(output, sample, timestep) of this call as tensors (Z-Image's lists stacked, its frame axis dropped)."""
         sample = next(
             (v for n in _SAMPLE_NAMES if (v := _argument(self._signature, args, kwargs, n)) is not None), None
         )
-        timestep = _argument(self._signature, args, kwargs, "timestep")
-        if sample is None or timestep is None or sample.shape[0] != out.shape[0]:
+        timestep = next(
+            (v for n in _TIMESTEP_NAMES if (v := _argument(self._signature, args, kwargs, n)) is not None), None
+        )
+        if self.layout.list_io and isinstance(out, list | tuple) and isinstance(sample, list | tuple):
+            out, sample = torch.stack(list(out)).squeeze(2), torch.stack(list(sample)).squeeze(2)
+        if not isinstance(sample, torch.Tensor) or timestep is None or sample.shape[0] != out.shape[0]:
             raise GuidanceLayoutError(f"{type(pipe).__name__}'s denoiser call has no `sample`/`timestep` to guide.")
-        batched = bool(getattr(pipe, "do_classifier_free_guidance", False))
+        return out, sample, timestep
+
+    def _guide(self, pipe: Any, raw: Any, args: tuple, kwargs: dict, context: str | None) -> Any:
+        layout = self.layout
+        out, sample, timestep = self._inputs(pipe, raw, args, kwargs)
+        scale = None
+        if layout.scale_known:
+            scale = float(pipe.guidance_scale) + layout.scale_offset
+        cfg_runs = layout.scale_known and bool(getattr(pipe, "do_classifier_free_guidance", False))
+        if layout.calls == "sequential":
+            if context == "uncond":
+                pending = getattr(self._local, "pending", None)
+                self._local.pending = None
+                if not layout.scale_known:
+                    raise GuidanceLayoutError(
+                        f"{type(pipe).__name__} ran a separate unconditional call (true CFG) with a scale that only "
+                        "its `__call__` knows; inertia guidance supports this pipeline without it (true_cfg_scale=1 "
+                        "or no negative prompt)."
+                    )
+                if pending is None or pending.shape != out.shape:
+                    raise GuidanceLayoutError(
+                        f"{type(pipe).__name__} ran an unconditional call without a matching conditional one before it."
+                    )
+                guided = self._combine(pipe, pending, out, sample, timestep, kwargs, scale)
+                # The pipeline computes u' + w (c − u'); this u' makes that g exactly (up to rounding), for w ≠ 1.
+                return (guided - scale * pending) / (1.0 - scale)
+            if cfg_runs:
+                self._local.pending = out  # combined at the unconditional call
+                return raw
+            return self._combine(pipe, out, None, sample, timestep, kwargs, scale)
+        batched = layout.calls == "batched" and cfg_runs
+        if layout.list_io and batched and (getattr(pipe, "_cfg_truncation", None) or 1.0) < 1.0:
+            raise GuidanceLayoutError(
+                f"{type(pipe).__name__} with cfg_truncation < 1 drops the unconditional half mid-run; use "
+                "cfg_truncation=1 with inertia guidance."
+            )
         if batched and out.shape[0] % 2:
             raise GuidanceLayoutError(
                 f"{type(pipe).__name__} runs classifier-free guidance but its denoiser batch {out.shape[0]} is not "
                 "[uncond; cond]; only pipelines that batch the two branches are supported."
             )
         half = out.shape[0] // 2 if batched else 0
-        cond, uncond = out[half:], (out[:half] if batched else None)
-        x = sample[half:].to(cond.dtype) if cond.dtype.is_floating_point else sample[half:]
+        if batched and layout.cond_first:
+            cond, uncond, rows = out[:half], out[half:], slice(0, half)
+        else:
+            cond, uncond, rows = out[half:], (out[:half] if batched else None), slice(half, None)
         timesteps = torch.as_tensor(timestep, device=out.device).flatten()
         timesteps = timesteps.expand(out.shape[0]) if timesteps.numel() == 1 else timesteps
-        timesteps = timesteps[half:].float() * self.layout.timestep_scale
+        guided = self._combine(pipe, cond, uncond, sample[rows], timesteps[rows], kwargs, scale)
+        guided = torch.cat([guided, guided]) if batched else guided
+        if layout.list_io:
+            return list(guided.unsqueeze(2).unbind(0))
+        return guided
 
+    def _combine(
+        self,
+        pipe: Any,
+        cond: torch.Tensor,
+        uncond: torch.Tensor | None,
+        sample: torch.Tensor,
+        timestep: Any,
+        kwargs: dict,
+        scale: float | None,
+    ) -> torch.Tensor:
+        """The guided output (CFG/APG of cond and uncond, then HiGS) in the denoiser's own output space."""
+        layout = self.layout
+        batch = cond.shape[0]
+        x = sample[-batch:] if sample.shape[0] != batch else sample
+        x = x.to(cond.dtype) if cond.dtype.is_floating_point else x
+        timesteps = torch.as_tensor(timestep, device=cond.device).flatten()
+        timesteps = timesteps.expand(batch) if timesteps.numel() == 1 else timesteps[-batch:]
         state = self.state()
         scheduler = pipe.scheduler
+        num_train = float(scheduler.config.get("num_train_timesteps", 1000) or 1000)
+        if layout.time_reversed:  # Z-Image passes 1 − σ
+            timesteps = (1.0 - timesteps.float()) * num_train
+        else:
+            timesteps = timesteps.float() * layout.timestep_scale
         host_timestep = float(timesteps[0])  # one host read per call (see module docstring)
         commit = state.observe(
             host_timestep,
-            key=(tuple(out.shape), out.dtype, out.device),
+            key=(tuple(cond.shape), cond.dtype, cond.device),
             marker=getattr(scheduler, "timesteps", None),
             first_order=bool(getattr(scheduler, "state_in_first_order", True)),
         )
-        num_train = float(scheduler.config.get("num_train_timesteps", 1000) or 1000)
-        interval = self._interval(pipe, state, host_timestep, num_train) if batched else {}
-        if self.layout.family == "flow":
+        interval = self._interval(pipe, state, host_timestep, num_train) if uncond is not None else {}
+        if layout.family == "flow":
             a, s = flow_alpha_sigma(timesteps / num_train)
             t = timesteps / num_train
         else:
@@ -275,30 +308,33 @@ class GuidanceHook(ModelHook):
             a, s = vp_alpha_sigma(timesteps, state.cache["alphas_cumprod"])
             time_mode = self.higs.time_mode if self.higs is not None else "timestep_fraction"
             t = timesteps / num_train if time_mode == "timestep_fraction" else (s / a) / (1 + s / a)
-
-        if self.layout.packed:
-            height, width = self._token_grid(state, kwargs, cond)
-            cond, x = _unpack(cond, height, width), _unpack(x, height, width)
-            uncond = None if uncond is None else _unpack(uncond, height, width)
+        if layout.negated:  # Z-Image predicts −v
+            cond, uncond = -cond, (None if uncond is None else -uncond)
+        if layout.packed:
+            if "grid" not in state.cache:
+                state.cache["grid"] = token_grid(layout, kwargs, cond)
+            grid = state.cache["grid"]
+            cond, x = unpack(cond, layout, grid), unpack(x, layout, grid)
+            uncond = None if uncond is None else unpack(uncond, layout, grid)
         shape = (-1, *([1] * (cond.ndim - 1)))
         a, s = a.view(shape), s.view(shape)
-        kind = self.layout.prediction_type
+        kind = layout.prediction_type
         guided = guide(
             state,
             self.combiner,
             self.higs,
             cond,
             uncond,
-            float(pipe.guidance_scale),
+            1.0 if scale is None else scale,
             commit=commit,
             t=t,
             to_x0=lambda value: to_x0(value, x.to(value.dtype), a.to(value.dtype), s.to(value.dtype), kind),
             from_x0=lambda value: from_x0(value, x.to(value.dtype), a.to(value.dtype), s.to(value.dtype), kind),
             **interval,
         )
-        if self.layout.packed:
-            guided = _pack(guided)
-        return torch.cat([guided, guided]) if batched else guided
+        if layout.packed:
+            guided = pack(guided, layout)
+        return -guided if layout.negated else guided
 
     def _interval(self, pipe: Any, state: GuidanceState, timestep: float, num_train: float) -> dict[str, Any]:
         """``step`` / ``num_steps`` / ``sigma`` for an APG with a guidance interval (host numbers; see module doc)."""
@@ -332,15 +368,13 @@ class GuidanceHook(ModelHook):
                 found["sigma"] = float(vp_sigma(torch.tensor([timestep], dtype=torch.float64), table)[0])
         return found
 
-    @staticmethod
-    def _token_grid(state: GuidanceState, kwargs: dict, cond: torch.Tensor) -> tuple[int, int]:
-        if "grid" not in state.cache:
-            ids = kwargs.get("img_ids")
-            if ids is None or ids.shape[-2] != cond.shape[1] or cond.shape[2] % 4:
-                raise GuidanceLayoutError("Flux guidance needs the transformer's `img_ids` to unpack its tokens.")
-            ids = ids.reshape(-1, ids.shape[-2], ids.shape[-1])[0]
-            state.cache["grid"] = (int(ids[:, 1].max()) + 1, int(ids[:, 2].max()) + 1)
-        return state.cache["grid"]
+
+_NO_CFG_REASONS = {
+    "FluxPipeline": "guidance-distilled; its optional true CFG scale `true_cfg_scale` is a local of `__call__`",
+    "Flux2Pipeline": "FLUX.2 [dev] is guidance-distilled: one conditional call per step, no unconditional branch",
+    "QwenImagePipeline": "`true_cfg_scale` is a local of `__call__` and the pipeline rescales the combination to the "
+    "conditional norm; QwenImageModularPipeline takes APGGuider",
+}
 
 
 def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
@@ -351,7 +385,8 @@ def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
 
     Args:
         pipe: a diffusers pipeline with ``pipe.unet`` or ``pipe.transformer`` (SD, SDXL, SD3, their img2img
-            variants, Flux, inertia's DigitsPipeline).
+            variants, Flux, Flux.2, Qwen-Image, Wan, Z-Image, LTX-2, inertia's DigitsPipeline; see
+            docs/hosts/pipelines.md for what each supports).
         *methods: at most one of :class:`CFG` / :class:`APG` and at most one :class:`HiGS` (applied on top).
 
     Returns:
@@ -359,8 +394,8 @@ def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
 
     Raises:
         TypeError: a method is not a CFG / APG / HiGS instance.
-        ValueError: an invalid combination, a pipeline without a denoiser or scheduler, or APG on a pipeline
-            without batched CFG (Flux).
+        ValueError: an invalid combination, a pipeline without a denoiser or scheduler, APG on a pipeline whose
+            CFG a hook cannot replace (Flux, Flux.2 [dev], Qwen-Image), or a Wan 2.2 pipeline with two experts.
 
     Example:
         >>> from diffusers import DDIMScheduler, UNet2DModel
@@ -376,12 +411,20 @@ def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
     """
     combiner, higs = check_methods(methods)
     denoiser = find_denoiser(pipe)
-    layout = _layout(pipe, denoiser)
+    layout = detect_layout(pipe, denoiser)
     if higs is not None and higs.is_identity:
         higs = None
-    if layout.packed and isinstance(combiner, APG) and not combiner.is_identity:
+    if not layout.scale_known and isinstance(combiner, APG) and not combiner.is_identity:
+        why = _NO_CFG_REASONS.get(type(pipe).__name__, "its optional true CFG scale is a local of `__call__`")
         raise ValueError(
-            f"{type(pipe).__name__} runs no batched classifier-free guidance, so APG cannot apply; use HiGS alone."
+            f"{type(pipe).__name__} runs no classifier-free guidance that a hook can replace ({why}), so APG cannot "
+            "apply; use HiGS alone."
+        )
+    if getattr(pipe, "transformer_2", None) is not None:
+        raise ValueError(
+            f"{type(pipe).__name__} has a second expert (`transformer_2`, Wan 2.2 below `boundary_ratio`) that runs "
+            "with its own `guidance_scale_2`; apply_guidance hooks one denoiser only. Use the modular Wan 2.2 "
+            "pipeline with APGGuider / HiGSGuider as `guider` and `guider_2`, or a single-expert checkpoint."
         )
     remove_guidance(pipe)
     HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(

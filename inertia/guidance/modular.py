@@ -34,10 +34,19 @@ from .state import GuidanceState, guide
 _SCHEDULE_DEFAULTS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
 
 
+def _identity(value: torch.Tensor) -> torch.Tensor:
+    return value
+
+
 class _MomentumGuider(BaseGuidance):
     """Shared machinery: condition batching, the window, the sample capture, the per-thread state."""
 
     _input_predictions = ["pred_cond", "pred_uncond"]  # noqa: RUF012 (diffusers convention)
+    spatio_temporal_guidance_blocks = None  # read by LTX-2's modular denoiser from its video guider: no STG pass
+
+    def active_predictions(self) -> list[str]:
+        """The predictions this step needs (LTX-2's modular denoiser runs one pass per name)."""
+        return self._input_predictions[: self.num_conditions]
 
     def _setup(self, guidance_scale: float, prediction_type: str, num_train_timesteps: int, schedule: dict) -> None:
         scale = _real("guidance_scale", guidance_scale)
@@ -67,7 +76,8 @@ class _MomentumGuider(BaseGuidance):
     @property
     def _needs_x0(self) -> bool:
         spaces = [m.space for m in (self.combiner, self.higs) if m is not None and not m.is_identity]
-        return "x0" in spaces
+        # prediction_type="sample": the predictions are x0 already (LTX-2's modular denoiser converts them first)
+        return "x0" in spaces and self.config.prediction_type != "sample"
 
     # --- BaseGuidance protocol --------------------------------------------------------------------------------
     def _in_window(self) -> bool:
@@ -113,8 +123,11 @@ class _MomentumGuider(BaseGuidance):
             signature = inspect.signature(type(denoiser).forward)
 
             def capture(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-                sample = _argument(signature, args, kwargs, "sample")
-                sample = _argument(signature, args, kwargs, "hidden_states") if sample is None else sample
+                sample = None
+                for name in ("sample", "hidden_states", "x"):  # x: Z-Image, a list of (C, 1, H, W) latents
+                    sample = _argument(signature, args, kwargs, name) if sample is None else sample
+                if isinstance(sample, list | tuple) and sample and all(isinstance(v, torch.Tensor) for v in sample):
+                    sample = torch.stack(list(sample))
                 self._local.sample = sample
 
             self._handle = denoiser.register_forward_pre_hook(capture, with_kwargs=True)
@@ -150,8 +163,13 @@ class _MomentumGuider(BaseGuidance):
             fraction = self.higs is None or self.higs.time_mode == "timestep_fraction"
             t = timesteps / num_train if fraction else (s / a) / (1 + s / a)
         to_x0_fn = from_x0_fn = None
-        if self._needs_x0:
+        if self.config.prediction_type == "sample":
+            to_x0_fn = from_x0_fn = _identity
+        elif self._needs_x0:
             sample = getattr(self._local, "sample", None)
+            if isinstance(sample, torch.Tensor) and sample.shape != pred_cond.shape:
+                if sample.shape[0] == batch and sample.numel() == pred_cond.numel():
+                    sample = sample.reshape(pred_cond.shape)  # Z-Image: (B, C, 1, H, W) in, (B, C, H, W) out
             if sample is None or sample.shape[0] != batch:
                 raise GuidanceLayoutError(
                     f"{type(self).__name__} in x0 space needs the denoiser input: call `prepare_models(denoiser)` "
@@ -166,6 +184,12 @@ class _MomentumGuider(BaseGuidance):
             def from_x0_fn(value: torch.Tensor) -> torch.Tensor:
                 return from_x0(value, sample.to(value.dtype), a.view(shape), s.view(shape), kind)
 
+        if self.higs is not None and not self.higs.is_identity and self.higs.cutoff is not None and pred_cond.ndim < 4:
+            raise GuidanceLayoutError(
+                f"HiGS's high-pass filter (`cutoff`={self.higs.cutoff!r}) needs spatial (..., H, W) predictions, but "
+                f"this pipeline's are packed tokens of shape {tuple(pred_cond.shape)}; pass cutoff=None (or use the "
+                "classic pipeline's apply_guidance, which unpacks them)."
+            )
         uncond = pred_uncond if self._guides() else None
         pred = guide(
             state,
