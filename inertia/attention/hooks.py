@@ -292,8 +292,15 @@ class MomentumAttentionHook(ModelHook):
         return module
 
 
-def _resolve(pipe_or_denoiser: Any) -> tuple[torch.nn.Module, DiffusionPipeline | None]:
-    if isinstance(pipe_or_denoiser, DiffusionPipeline):
+def _is_pipeline(value: Any) -> bool:
+    """A classic `DiffusionPipeline` or a modular one (``ModularPipeline``: components as attributes)."""
+    if isinstance(value, DiffusionPipeline):
+        return True
+    return any(c.__name__ == "ModularPipeline" for c in type(value).__mro__)
+
+
+def _resolve(pipe_or_denoiser: Any) -> tuple[torch.nn.Module, Any]:
+    if _is_pipeline(pipe_or_denoiser):
         for name in ("unet", "transformer"):
             denoiser = getattr(pipe_or_denoiser, name, None)
             if isinstance(denoiser, torch.nn.Module):
@@ -305,12 +312,13 @@ def _resolve(pipe_or_denoiser: Any) -> tuple[torch.nn.Module, DiffusionPipeline 
     if isinstance(pipe_or_denoiser, torch.nn.Module):
         return pipe_or_denoiser, None
     raise ValueError(
-        "`pipe_or_denoiser` must be a diffusers DiffusionPipeline or a denoiser torch.nn.Module, got "
+        "`pipe_or_denoiser` must be a diffusers DiffusionPipeline, a ModularPipeline or a denoiser torch.nn.Module, "
+        "got "
         f"{type(pipe_or_denoiser).__name__}."
     )
 
 
-def _schedule_source(pipeline: DiffusionPipeline) -> Callable[[], Any]:
+def _schedule_source(pipeline: Any) -> Callable[[], Any]:
     """Reads ``pipeline.scheduler.timesteps`` through a weak reference (no cycle pipeline -> hook -> pipeline)."""
     ref = weakref.ref(pipeline)
 
@@ -346,8 +354,9 @@ def apply_momentum_attention(pipe_or_denoiser: Any, config: MomentumAttention) -
     shape always does. State is kept per thread and per ``cache_context`` (CFG branch) name.
 
     Args:
-        pipe_or_denoiser: a diffusers ``DiffusionPipeline`` (SD, SDXL, SD3, Flux, `DigitsPipeline`, ...) or its
-            denoiser (``UNet2DConditionModel``, ``SD3Transformer2DModel``, ``FluxTransformer2DModel``, ...).
+        pipe_or_denoiser: a diffusers ``DiffusionPipeline`` (SD, SDXL, SD3, Flux, Flux.2, Qwen-Image, Wan, Z-Image,
+            LTX-2, `DigitsPipeline`, ...), a modular ``ModularPipeline`` of them, or a denoiser
+            (``UNet2DConditionModel``, ``FluxTransformer2DModel``, ``WanTransformer3DModel``, ...).
         config: a `MomentumAttention`.
 
     Returns:
