@@ -17,6 +17,7 @@ def test_pareto_front_keeps_exactly_the_undominated_rows() -> None:
              cell("e", 0.95, 0.50)]  # fmt: skip
     assert bench.pareto_front(cells) == ["b", "e"]  # a: b is as accurate and less saturated; c, d: e beats them
     assert bench.pareto_front([cell("x", 0.9, 0.5), cell("y", 0.9, 0.5)]) == ["x", "y"]  # ties dominate nobody
+    assert bench.pareto_front(cells, real_saturation=0.6) == ["a"]  # a is exactly at the real saturation
 
 
 def test_winner_is_lowest_fd_within_two_points_of_best_accuracy() -> None:
@@ -59,6 +60,13 @@ def test_markdown_has_one_table_per_scale_and_the_target_line(tiny) -> None:
     text = bench.markdown(tiny["result"])
     assert "#### w = 7.5" in text and "| CFG-Zero* |" in text and "Target (APG or APG+HiGS" in text
     assert text.count("★") >= 1 and text.count("**") >= 2
+
+
+def test_render_reanalyses_a_saved_run(tiny, tmp_path, capsys) -> None:
+    saved = dict(tiny["result"], regimes=[])
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    assert bench.main(["--render", str(tmp_path / "run.json")]) == 0
+    assert capsys.readouterr().out.strip() == bench.markdown(tiny["result"]).strip()
 
 
 def test_cli_rejects_a_bad_pipeline_and_count(capsys) -> None:
