@@ -61,7 +61,8 @@ test: setup browser
 # The host-contract tests on the newest releases pyproject.toml allows, in a fresh environment (torch stays the CPU
 # wheel: it is not what drifts under us). Prints the versions it tested.
 LATEST_TESTS := tests/samplers tests/guidance tests/attention tests/decoders tests/pipelines tests/ui \
-	tests/test_readme.py tests/test_cli.py tests/test_cli_first_contact.py tests/test_tiny_pipelines.py inertia
+	tests/test_readme.py tests/test_cli.py tests/test_cli_first_contact.py tests/test_tiny_pipelines.py tests/pipelines_2026 \
+	inertia
 test-latest: browser
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
