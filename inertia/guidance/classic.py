@@ -237,6 +237,7 @@ class GuidanceHook(ModelHook):
                         f"{type(pipe).__name__} ran an unconditional call without a matching conditional one before it."
                     )
                 guided = self._combine(pipe, pending, out, sample, timestep, kwargs, scale)
+                assert scale is not None  # layout.scale_known was checked above
                 # The pipeline computes u' + w (c − u'); this u' makes that g exactly (up to rounding), for w ≠ 1.
                 return (guided - scale * pending) / (1.0 - scale)
             if cfg_runs:
@@ -255,6 +256,7 @@ class GuidanceHook(ModelHook):
                 "[uncond; cond]; only pipelines that batch the two branches are supported."
             )
         half = out.shape[0] // 2 if batched else 0
+        uncond: torch.Tensor | None
         if batched and layout.cond_first:
             cond, uncond, rows = out[:half], out[half:], slice(0, half)
         else:

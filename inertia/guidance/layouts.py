@@ -95,7 +95,8 @@ def detect_layout(pipe: Any, denoiser: torch.nn.Module) -> Layout:
             list_io=True,
         )
     if name.startswith("LTX2"):  # packed video tokens (B, F·H·W, C); the audio stream is left to the pipeline
-        patches = (denoiser.config.get("patch_size", 1), denoiser.config.get("patch_size_t", 1))
+        denoiser_config: Any = getattr(denoiser, "config", {})
+        patches = (denoiser_config.get("patch_size", 1), denoiser_config.get("patch_size_t", 1))
         if patches != (1, 1):
             raise ValueError(f"{name} with patch sizes {patches} is not supported; LTX-2 checkpoints use (1, 1).")
         return Layout("flow", "flow", 1.0, packing="ltx")
@@ -125,7 +126,7 @@ def token_grid(layout: Layout, kwargs: dict[str, Any], tokens: torch.Tensor) -> 
         ids = ids.reshape(-1, ids.shape[-2], ids.shape[-1])[0, : tokens.shape[1]]
         return int(ids[:, 1].max()) + 1, int(ids[:, 2].max()) + 1  # Flux (0, h, w) / Flux.2 (t, h, w, l) ids
     if layout.packing == "qwen":
-        shapes = kwargs.get("img_shapes")
+        shapes: Any = kwargs.get("img_shapes")
         try:
             _, height, width = shapes[0][0]
         except (TypeError, IndexError, ValueError):
