@@ -1,0 +1,271 @@
+"""The sampler-study problems and candidate solvers (issue 16), in k-diffusion variables.
+
+A problem is an exact-denoiser data set (:func:`benchmarks.exact_denoiser.make_dataset` with its own seed), a noise
+seed and a host schedule: ``"sd15"`` (SD1.5's and SDXL's betas, ``timestep_spacing="trailing"``, the §1 benchmark),
+``"sdxl"`` (the same betas with SDXL's own scheduler config: ``"leading"`` spacing, ``steps_offset=1``) or ``"flow"``
+(SD3's flow-matching sigmas, shift 3). Every problem is solved in the variables x = x0 + σ·ε (σ = σ/α of the host's
+noise level, k-diffusion's convention): DPM-Solver++ and UniPC in data prediction take exactly the same steps in these
+variables as in the host's VP or flow variables, so one implementation serves every schedule. The stock grid of a
+problem is the σ sequence diffusers' DPM-Solver builds for that config.
+
+Candidates (all on data predictions D, newest first):
+
+* ``dpm``: DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Alg. 2) with heavy-ball momentum on its
+  combination U (Wizadwongsa et al. 2024, arXiv 2307.11118, eq. 13 and App. H), a per-step β, a fractional order
+  (the 2M correction scaled by ``order - 1``, GHVB's idea of a non-integer order on the DPM-Solver++ basis) and a
+  bound ``max_weight`` on the 2M correction weight ½·h/h_last (the extrapolation that blows up after a short step).
+* ``unipc``: UniPC-2 with the B(h) = e^{h} − 1 variant (Zhao et al. 2023, arXiv 2302.04867, Alg. 2 with UniC), with
+  heavy ball applied to both the predictor's and the corrector's combination.
+* any of them on re-spaced sigmas: the stock first and last nonzero σ kept, the interior placed by Karras et al.'s
+  ρ-spacing (EDM, arXiv 2206.00364, eq. 5); ρ = 1 is uniform in σ, large ρ tends to uniform in log σ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import DPMSolverMultistepScheduler
+
+from benchmarks.exact_denoiser import ExactDenoiser, initial_noise, make_dataset
+from benchmarks.sampler_grid import base_config
+
+__all__ = [
+    "SCHEDULES",
+    "Candidate",
+    "DigitsX0",
+    "GuidedX0",
+    "Problem",
+    "reference_solution",
+    "respace",
+    "solve",
+    "start_noise",
+    "stock_sigmas",
+]
+
+SCHEDULES = ("sd15", "sdxl", "flow")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One exact-denoiser problem: data set seed and size, noise seed, host schedule and role."""
+
+    name: str
+    data_seed: int
+    noise_seed: int
+    schedule: str
+    role: str  # "tune" or "report"
+    per_class: int = 128
+
+    def dataset(self):
+        return make_dataset(per_class=self.per_class, seed=self.data_seed)
+
+
+class GuidedX0:
+    """Exact guided data prediction D(x, σ) = D_u + s·(D_c − D_u) of a finite set in x = x0 + σ·ε variables.
+
+    The posterior of :class:`benchmarks.exact_denoiser.ExactDenoiser` evaluated at ``alpha = 1`` (the softmax of
+    −‖x − x_i‖²/(2σ²) over the points, per class for the conditional branch); counts its calls.
+    """
+
+    def __init__(self, dataset) -> None:
+        self.exact = ExactDenoiser(dataset)
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor, sigma: float, labels: torch.Tensor, guidance: float) -> torch.Tensor:
+        self.calls += 1
+        e = self.exact
+        projected = x.reshape(x.shape[0], -1).to(torch.float64) @ e.basis
+        logits = (2.0 * (projected @ e.coords.T) - e.point_sq_norms) / (2.0 * sigma * sigma)
+        weights_u = torch.softmax(logits, dim=1)
+        in_class = labels[:, None] == e.point_labels[None, :]
+        weights_c = torch.softmax(logits.masked_fill(~in_class, -math.inf), dim=1)
+        weights = weights_u + guidance * (weights_c - weights_u)  # CFG on the weights = CFG on D
+        return ((weights @ e.coords) @ e.basis.T).reshape(x.shape)
+
+
+class DigitsX0:
+    """Guided data prediction of the embedded 16x16 digits model (a trained network) in x = x0 + σ·ε variables.
+
+    The UNet is called at the continuous timestep of σ (log-σ interpolation over the SD1.5 training levels, as
+    diffusers' ``_sigma_to_t``) with the cond and null-class (10) batches together; ε = ε_u + s·(ε_c − ε_u).
+    """
+
+    def __init__(self) -> None:
+        from benchmarks.exact_denoiser import sd15_alphas_cumprod
+        from inertia.pipelines import load_digits_pipeline
+        from inertia.pipelines.limits import embedded_digits_folder
+
+        self.unet = load_digits_pipeline(device="cpu", path=embedded_digits_folder("digits-16")).unet.eval()
+        cumprod = sd15_alphas_cumprod()
+        self.log_sigmas = ((1 - cumprod) / cumprod).sqrt().log()
+        self.shape = (3, 16, 16)
+        self.calls = 0
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, sigma: float, labels: torch.Tensor, guidance: float) -> torch.Tensor:
+        self.calls += 1
+        log_sigma = torch.tensor(math.log(sigma), dtype=torch.float64)
+        index = int(torch.searchsorted(self.log_sigmas, log_sigma).clamp(1, len(self.log_sigmas) - 1))
+        low, high = self.log_sigmas[index - 1], self.log_sigmas[index]
+        t = min(max(index - 1 + float((log_sigma - low) / (high - low)), 0.0), len(self.log_sigmas) - 1.0)
+        model_input = (x / math.sqrt(1.0 + sigma * sigma)).float()  # VP input α·x
+        both = torch.cat([model_input, model_input])
+        classes = torch.cat([labels, torch.full_like(labels, 10)])
+        eps = self.unet(both, torch.full((len(both),), t), class_labels=classes).sample.double()
+        eps_c, eps_u = eps.chunk(2)
+        return x - sigma * (eps_u + guidance * (eps_c - eps_u))
+
+
+def _host_config(schedule: str) -> dict:
+    if schedule == "sd15":
+        return dict(base_config("trailing"))
+    if schedule == "sdxl":
+        return {**base_config("leading"), "steps_offset": 1}
+    if schedule == "flow":
+        return {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0}
+    raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
+
+
+def stock_sigmas(schedule: str, steps: int) -> tuple[torch.Tensor, float]:
+    """The σ sequence (float64, ending in 0) diffusers' DPM-Solver walks for ``schedule``, and the noise scale.
+
+    The scale multiplies unit noise into the starting x (1/α of the first noise level: √(1 + σ0²) for VP models,
+    1/(1 − t0) for flow models, whose pipelines start from unit noise as well).
+    """
+    scheduler = DPMSolverMultistepScheduler.from_config(_host_config(schedule), solver_order=2)
+    scheduler.set_timesteps(steps)
+    levels = scheduler.sigmas.to(torch.float64)
+    if schedule == "flow":
+        t = levels
+        levels = torch.where(t < 1, t / (1 - t).clamp_min(1e-12), torch.full_like(t, math.inf))
+        return levels, 1.0 / (1.0 - float(t[0]))
+    return levels, math.sqrt(1.0 + float(levels[0]) ** 2)
+
+
+def respace(sigmas: torch.Tensor, rho: float | None) -> torch.Tensor:
+    """Same first and last nonzero σ and the same count; interior by ρ-spacing (EDM eq. 5); None = unchanged."""
+    if rho is None:
+        return sigmas
+    high, low, count = float(sigmas[0]), float(sigmas[-2]), len(sigmas) - 1
+    ramp = torch.linspace(0, 1, count, dtype=torch.float64)
+    # σ_i = (σ_max^{1/ρ} + i/(n−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ  (Karras et al. eq. 5)
+    inner = (high ** (1 / rho) + ramp * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+    inner[0], inner[-1] = high, low
+    return torch.cat([inner, sigmas.new_zeros(1)])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A solver setting: base solver, heavy-ball β (or one per step), order, correction bound and spacing."""
+
+    base: str = "dpm"  # "dpm" or "unipc"
+    beta: float = 1.0
+    early_beta: float | None = None  # if set, β on the first half of the steps (per-step schedule), 1 after
+    order: float = 2.0  # 1..2: fractional order of the 2M correction
+    max_weight: float | None = None  # bound on ½·h/h_last
+    rho: float | None = None  # ρ-spacing of the interior sigmas; None = the host's own sigmas
+    tags: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def name(self) -> str:
+        parts = [self.base]
+        if self.beta != 1.0:
+            parts.append(f"β{self.beta:g}")
+        if self.early_beta is not None:
+            parts.append(f"early-β{self.early_beta:g}")
+        if self.order != 2.0:
+            parts.append(f"order{self.order:g}")
+        if self.max_weight is not None:
+            parts.append(f"bound{self.max_weight:g}")
+        parts.append("stock-σ" if self.rho is None else f"ρ{self.rho:g}")
+        return " ".join(parts)
+
+
+def _unic_weights(h: float, r: float) -> tuple[float, float]:
+    """UniC-2 weights (ρ_1, ρ_t) for B(h) = e^{h} − 1 (Zhao et al. Alg. 2 with R = [[1, 1], [r, 1]]).
+
+    The corrected combination is U_c = m0 + ρ_1·(m1 − m0)/r + ρ_t·(m_t − m0), r = (λ_s1 − λ_s0)/h < 0.
+    """
+    b_h = math.expm1(-h)
+    phi_1 = b_h / -h - 1.0  # φ_1 of the UniPC paper at −h (data prediction)
+    phi_2 = phi_1 / -h - 0.5
+    b1, b2 = phi_1 / b_h, 2.0 * phi_2 / b_h
+    rho_1 = (b1 - b2) / (1.0 - r)
+    return rho_1, b1 - rho_1
+
+
+def _heavy_ball(velocity: torch.Tensor | None, combination: torch.Tensor, beta: float) -> torch.Tensor:
+    # v ← (1 − β)·v + β·U (Wizadwongsa et al. eq. 13); the first multistep step starts v at U.
+    return combination if velocity is None or beta == 1.0 else torch.lerp(velocity, combination, beta)
+
+
+def solve(
+    candidate: Candidate, model: GuidedX0, x: torch.Tensor, sigmas: torch.Tensor, labels: torch.Tensor, guidance: float
+) -> torch.Tensor:
+    """Sample with ``candidate`` on ``sigmas`` (ending in 0) from ``x`` at ``sigmas[0]``; NFE = len(sigmas) − 1."""
+    levels = [float(s) for s in respace(sigmas, candidate.rho)]
+    steps = len(levels) - 1
+    velocity: torch.Tensor | None = None
+    history: list[tuple[torch.Tensor, float]] = []  # (D, λ) of the last two points, newest first
+    pending = None  # UniPC: the last step, to correct with the new prediction
+    for i in range(steps):
+        denoised = model(x, levels[i], labels, guidance)
+        lam = -math.log(levels[i])
+        if pending is not None:
+            # UniC (no extra model call): re-take the last step with U_c, which uses this step's prediction.
+            x_s, m0, d1_term, h, beta, velocity_before = pending
+            if d1_term is None:
+                corrected = m0 + 0.5 * (denoised - m0)  # UniC-1: ρ_t = ½
+            else:
+                rho_1, rho_t = _unic_weights(h, d1_term[1])
+                corrected = m0 + rho_1 * d1_term[0] + rho_t * (denoised - m0)
+            if d1_term is not None:
+                velocity = _heavy_ball(velocity_before, corrected, beta)
+                corrected = velocity
+            x = (levels[i] / levels[i - 1]) * x_s - math.expm1(-h) * corrected
+        if levels[i + 1] == 0.0:
+            return denoised  # the step to σ = 0 returns D (first order, as diffusers with final σ 0)
+        h = math.log(levels[i] / levels[i + 1])  # h = λ_t − λ_s
+        beta = candidate.beta
+        if candidate.early_beta is not None:
+            beta = candidate.early_beta if i < steps / 2 else 1.0
+        velocity_before = velocity
+        d1_term = None
+        if not history:
+            combination = denoised  # first step: DPM-Solver++(1) / UniP-1, no momentum
+        else:
+            m1, lam1 = history[0]
+            h_last = lam - lam1
+            weight = 0.5 * h / h_last  # U = D0 + ½·(h/h_last)·(D0 − D1)  (DPM-Solver++(2M), = UniP-2)
+            if candidate.max_weight is not None:
+                weight = min(weight, candidate.max_weight)
+            weight *= candidate.order - 1.0  # fractional order: order 1 = DDIM, 2 = 2M
+            combination = denoised + weight * (denoised - m1)
+            d1_term = ((m1 - denoised) * (h / -h_last), -h_last / h)  # UniPC's D1 = (m1 − m0)/r and r
+            velocity = _heavy_ball(velocity, combination, beta)
+            combination = velocity
+        x_s = x
+        x = (levels[i + 1] / levels[i]) * x - math.expm1(-h) * combination  # x_t = (σ_t/σ_s)·x − (e^{−h}−1)·U
+        if candidate.base == "unipc" and i + 1 < steps and levels[i + 2] > 0.0:
+            pending = (x_s, denoised, d1_term, h, beta, velocity_before)
+        history = [(denoised, lam)]
+    return x
+
+
+def reference_solution(
+    model: GuidedX0, x: torch.Tensor, sigma_max: float, labels: torch.Tensor, guidance: float, steps: int = 1000
+) -> torch.Tensor:
+    """DPM-Solver++(2M) with ``steps`` steps uniform in log σ from ``sigma_max`` to 0.005, then to 0."""
+    high = min(sigma_max, 1e4)
+    lams = torch.linspace(-math.log(high), -math.log(0.005), steps, dtype=torch.float64)
+    sigmas = torch.cat([torch.exp(-lams), torch.zeros(1, dtype=torch.float64)])
+    sigmas[0] = sigma_max if math.isfinite(sigma_max) else high
+    return solve(Candidate(), model, x, sigmas, labels, guidance)
+
+
+def start_noise(problem: Problem, batch: int, shape: Sequence[int]) -> torch.Tensor:
+    """Unit noise of the problem's noise seed (float64)."""
+    return initial_noise(batch, shape, problem.noise_seed, dtype=torch.float64)

@@ -1,0 +1,53 @@
+"""The study's solvers take diffusers' steps, and its runner produces finite errors on a tiny grid."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
+
+from benchmarks.sampler_grid import base_config
+from benchmarks.study_solvers import Candidate, GuidedX0, Problem, respace, solve, start_noise, stock_sigmas
+
+
+def _diffusers_run(scheduler, model, noise, labels, guidance, steps, stop):
+    """``stop`` steps of a stock VP epsilon loop with the study's x0 model; returns x in x0 + σ·ε variables."""
+    scheduler.set_timesteps(steps)
+    x = noise.float()
+    for i, t in enumerate(scheduler.timesteps[:stop]):
+        sigma = float(scheduler.sigmas[i])
+        x_ve = x.double() * math.sqrt(1.0 + sigma * sigma)
+        eps = (x_ve - model(x_ve, sigma, labels, guidance)) / sigma
+        x = scheduler.step(eps.float(), t, x).prev_sample
+    return x.double() * math.sqrt(1.0 + float(scheduler.sigmas[stop]) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("cls", "candidate"),
+    [(DPMSolverMultistepScheduler, Candidate()), (UniPCMultistepScheduler, Candidate(base="unipc"))],
+)
+def test_study_solvers_match_diffusers(cls, candidate):
+    problem = Problem("t", 5, 5, "sd15", "tune", per_class=16)
+    dataset = problem.dataset()
+    model = GuidedX0(dataset)
+    labels = torch.arange(8) % 10
+    noise = start_noise(problem, 8, dataset.shape)
+    sigmas, scale = stock_sigmas("sd15", 8)
+    # Compared after 5 of 8 steps, before the exact posterior collapses onto one data point.
+    ours = solve(candidate, model, noise * scale, sigmas[:6], labels, 7.5)
+    theirs = _diffusers_run(cls.from_config(base_config("trailing")), model, noise, labels, 7.5, 8, stop=5)
+    assert (ours - theirs).abs().max() < 1e-4 * theirs.abs().max()
+    # and a different candidate takes different steps (the comparison can fail)
+    other = solve(Candidate(beta=0.6, base=candidate.base), model, noise * scale, sigmas[:6], labels, 7.5)
+    assert (other - theirs).abs().max() > 1e-3
+
+
+def test_respace_keeps_ends_and_count():
+    sigmas, _ = stock_sigmas("sd15", 6)
+    placed = respace(sigmas, 1.0)
+    assert len(placed) == len(sigmas) and placed[0] == sigmas[0] and placed[-2] == sigmas[-2] and placed[-1] == 0
+    gaps = (placed[:-2] - placed[1:-1]).tolist()
+    assert max(gaps) - min(gaps) < 1e-9  # ρ = 1: uniform in σ
+    assert torch.equal(respace(sigmas, None), sigmas)
