@@ -4,6 +4,7 @@ Usage::
 
     python -m benchmarks.bench_peers_caches [--quick] [--rounds 2] [--images-per-digit 10] [--threads N]
                                             [--flux-image-tokens 1024] [--speed-from costs.json] [--out DIR]
+                                            [--families fbc,magcache] [--seed 0] [--beta -0.4]
 
 **Methods.** Ours: `extrapolate` (heavy-ball extrapolation of skipped attention outputs). Peers, each at three
 aggressiveness settings: TaylorSeer order 1 and order 2, Pyramid Attention Broadcast (PAB) and FasterCache's
@@ -14,9 +15,9 @@ UNet, so the peers run through the transcriptions of :mod:`benchmarks.baselines.
 bit-identical to diffusers' hooks on Flux (``tests/bench_harness/baselines/test_caches.py``); FasterCache's rule is
 inertia's ``first_order`` mode (attention part only, no CFG-Cache).
 
-**Quality** (the embedded digits model, ``images_per_digit`` x 10 images, 20 steps, guidance 3, seed 0): RMSE and max.
-abs. difference against full computation from the same noise, FD-digits and class accuracy; a full run from seed 1
-gives the FD seed spread. Each method's hooks log what every denoiser call computed (full network, how much of the
+**Quality** (the embedded digits model, ``images_per_digit`` x 10 images, 20 steps, guidance 3, ``--seed``, default
+0): RMSE and max. abs. difference against full computation from the same noise, FD-digits and class accuracy; a full
+run from the next seed gives the FD seed spread; MagCache calibrates on one image per digit from the next seed. Each method's hooks log what every denoiser call computed (full network, how much of the
 attention skipped, only FBC's probe, or nothing).
 
 **Speed.** That work log is turned into wall-clock with per-call costs measured on two large random-weight models,
@@ -87,8 +88,13 @@ class Variant:
     config: Any
 
 
-def variants(steps: int, mag_ratios: Sequence[float] | None, quick: bool = False) -> dict[str, Variant]:
-    """Every configuration compared: four settings of each attention-level family, three of the others."""
+def variants(
+    steps: int, mag_ratios: Sequence[float] | None, quick: bool = False, beta: float | None = None
+) -> dict[str, Variant]:
+    """Every configuration compared: four settings of each attention-level family, three of the others.
+
+    ``beta`` is `extrapolate`'s β (None: the library default).
+    """
     out: dict[str, Variant] = {"full": Variant("full", "-", None)}
     ks = (2, 3) if quick else (2, 3, 4, 5)
 
@@ -96,7 +102,11 @@ def variants(steps: int, mag_ratios: Sequence[float] | None, quick: bool = False
         out[f"{family} {setting}"] = Variant(family, setting, config)
 
     for k in ks:
-        add("extrapolate", f"skip_every={k}", MomentumAttention(mode="extrapolate", skip_every=k, window=(4, None)))
+        add(
+            "extrapolate",
+            f"skip_every={k}",
+            MomentumAttention(mode="extrapolate", beta=beta, skip_every=k, window=(4, None)),
+        )
     for order in (1, 2):
         for k in ks:  # before=4 matches extrapolate's window: the same skipped-step counts (8, 11, 12, 13 of 20)
             add(f"taylorseer-{order}", f"interval={k}", TaylorSeer(max_order=order, interval=k, before=4))
@@ -178,8 +188,10 @@ def calibrate_magcache(pipe: Any, steps: int, per_digit: int = 1, seed: int = 1)
     return list(handle.ratios)
 
 
-def quality(pipe: Any, chosen: dict[str, Variant], per_digit: int, steps: int) -> tuple[dict[str, dict], float]:
-    """Metrics and work log of every variant, and FD-digits of full computation from seed 1."""
+def quality(
+    pipe: Any, chosen: dict[str, Variant], per_digit: int, steps: int, seed: int = 0
+) -> tuple[dict[str, dict], float]:
+    """Metrics and work log of every variant from ``seed``, and FD-digits of full computation from ``seed + 1``."""
     from inertia.metrics import class_accuracy, fd_digits
 
     labels = torch.arange(10).repeat_interleave(per_digit)
@@ -189,7 +201,7 @@ def quality(pipe: Any, chosen: dict[str, Variant], per_digit: int, steps: int) -
         work, remove = install(pipe, variant, steps)
         n = variant.config if isinstance(variant.config, int) else steps
         try:
-            images = _generate(pipe, per_digit, n, seed=0)
+            images = _generate(pipe, per_digit, n, seed=seed)
         finally:
             remove()
         reference = images if name == "full" else reference
@@ -208,8 +220,8 @@ def quality(pipe: Any, chosen: dict[str, Variant], per_digit: int, steps: int) -
         }
         shown = {k: v for k, v in rows[name].items() if k not in ("work", "family", "setting")}
         print(f"  quality {name}: {json.dumps({k: round(v, 4) for k, v in shown.items()})}", flush=True)
-    seed1 = fd_digits(_generate(pipe, per_digit, steps, seed=1))
-    return rows, seed1
+    spread = fd_digits(_generate(pipe, per_digit, steps, seed=seed + 1))
+    return rows, spread
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--families", type=_families, default=list(FAMILIES), help=f"comma-separated subset of {','.join(FAMILIES)}"
     )
+    parser.add_argument("--seed", type=int, default=0, help="quality seed (MagCache calibrates on seed + 1)")
+    parser.add_argument("--beta", type=float, default=None, help="extrapolate's beta (default: the library's)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output folder")
     args = parser.parse_args(argv)
@@ -379,10 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"== quality: digits model, {per_digit * 10} images, {steps} steps", flush=True)
     pipe = _pipeline(device)
-    ratios = calibrate_magcache(pipe, steps) if "magcache" in args.families else None
-    chosen = variants(steps, ratios, quick=args.quick)
+    ratios = calibrate_magcache(pipe, steps, seed=args.seed + 1) if "magcache" in args.families else None
+    chosen = variants(steps, ratios, quick=args.quick, beta=args.beta)
     chosen = {name: v for name, v in chosen.items() if v.family in ("full", *args.families)}
-    rows, seed1 = quality(pipe, chosen, per_digit, steps)
+    rows, spread = quality(pipe, chosen, per_digit, steps, seed=args.seed)
     for row in rows.values():
         row["speedup"] = {m: steps * c["full"] / compose(row["work"], c) for m, c in costs.items()}
 
@@ -399,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "images": per_digit * 10,
         "steps": steps,
         "mag_ratios": ratios,
-        "full (seed 1)": seed1,
+        "seed": args.seed,
+        "extrapolate_beta": chosen["extrapolate skip_every=2"].config.beta,
+        "fd_other_seed": spread,
         "seconds": time.perf_counter() - started,
     }
     text = report(meta, rows, costs, [f for f in FAMILIES if f in args.families])

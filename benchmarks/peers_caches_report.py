@@ -144,7 +144,8 @@ def report(meta: dict, rows: dict[str, dict], costs: dict[str, dict], families: 
         "",
         f"Command: `{meta['command']}`; {meta['machine']}; torch {meta['torch']}, diffusers {meta['diffusers']}; "
         f"{meta['date']}; {meta['seconds']:.0f} s in all. Quality: the embedded digits model, {meta['images']} images, "
-        f"{meta['steps']} steps of DPM-Solver++(2M), guidance 3, seed 0.",
+        f"{meta['steps']} steps of DPM-Solver++(2M), guidance 3, seed {meta.get('seed', 0)}; `extrapolate` β = "
+        f"{meta.get('extrapolate_beta', -0.4):g}.",
         "",
         "## Per-call costs (medians, seconds)",
         "",
@@ -168,8 +169,12 @@ def report(meta: dict, rows: dict[str, dict], costs: dict[str, dict], families: 
             f"| {r['family']} | {r['setting']} | {r['full_calls']} | {r['attention_skipped']:.1f} | "
             f"{r['rmse']:.4f} | {r['max_abs']:.3f} | {r['fd_digits']:.3f} | {r['class_accuracy']:.3f} | {speed} |"
         )
-    if "full (seed 1)" in meta:
-        lines += ["", f"FD-digits of full computation from seed 1: {meta['full (seed 1)']:.3f} (the seed spread)."]
+    if "fd_other_seed" in meta:
+        other = meta.get("seed", 0) + 1
+        lines += [
+            "",
+            f"FD-digits of full computation from seed {other}: {meta['fd_other_seed']:.3f} (the seed spread).",
+        ]
     lines.append("")
     for model, c in costs.items():
         lines += _regime_tables(rows, families, model, c["short"])

@@ -61,7 +61,7 @@ def test_quick_run_with_given_costs_writes_every_setting(tmp_path: Path) -> None
     earlier = tmp_path / "earlier.json"
     earlier.write_text(json.dumps({"costs": costs}))
     argv = ["--quick", "--threads", "1", "--speed-from", str(earlier), "--out", str(tmp_path)]
-    assert bench.main([*argv, "--families", "fewer-steps"]) == 0
+    assert bench.main([*argv, "--families", "fewer-steps", "--beta", "0"]) == 0
     data = json.loads((tmp_path / "peers_caches.json").read_text())
     rows = data["rows"]
     families = ("full", "extrapolate", "fewer-steps")  # extrapolate is always compared
@@ -69,6 +69,7 @@ def test_quick_run_with_given_costs_writes_every_setting(tmp_path: Path) -> None
         n for n, v in bench.variants(8, data["meta"]["mag_ratios"], quick=True).items() if v.family in families
     }
     assert set(rows) == expected and data["meta"]["mag_ratios"] is None  # MagCache not chosen: no calibration
+    assert data["meta"]["extrapolate_beta"] == 0.0 and data["meta"]["seed"] == 0
     assert rows["full"]["rmse"] == 0.0 and rows["full"]["speedup"]["sd15"] == 1.0
     assert rows["fewer-steps 5 steps"]["speedup"]["flux"] == pytest.approx(8 / 5)
     ours = rows["extrapolate skip_every=2"]
