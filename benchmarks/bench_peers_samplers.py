@@ -27,7 +27,7 @@ also gets the magnitude score, the median per-sample error and the median distan
 
 Usage::
 
-    python -m benchmarks.bench_peers_samplers            # full grid (about 10 minutes on one core)
+    python -m benchmarks.bench_peers_samplers            # full grid (about 30 min on one thread of a busy 2-core CPU)
     python -m benchmarks.bench_peers_samplers --quick    # smoke test (under 2 minutes)
 
 Outputs (``--out``, default ``benchmarks/out/``): ``peers_samplers.json``, ``.csv`` and ``.md`` (also printed);
