@@ -356,6 +356,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="quality seed (MagCache calibrates on seed + 1)")
     parser.add_argument("--beta", type=float, default=None, help="extrapolate's beta (default: the library's)")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="only rewrite peers_caches.md from an earlier peers_caches.json (with --speed-from: its costs)",
+    )
+    parser.add_argument("--speed-only", action="store_true", help="measure the per-call costs only")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="output folder")
     args = parser.parse_args(argv)
@@ -367,6 +374,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.report_from is not None:
+        payload = json.loads(args.report_from.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.speed_from is not None:  # the same work logs, charged at other per-call costs
+            payload["costs"] = json.loads(args.speed_from.read_text())["costs"]
+            payload["meta"]["costs_from"] = str(args.speed_from)
+            for row in payload["rows"].values():
+                row["speedup"] = {
+                    m: len(payload["rows"]["full"]["work"]) * c["full"] / compose(row["work"], c)
+                    for m, c in payload["costs"].items()
+                }
+            (args.out / "peers_caches.json").write_text(json.dumps(payload, indent=1))
+        present = {row["family"] for row in payload["rows"].values()}
+        text = report(payload["meta"], payload["rows"], payload["costs"], [f for f in FAMILIES if f in present])
+        (args.out / "peers_caches.md").write_text(text)
+        print(text)
+        return 0
     device = torch.device(args.device)
     rounds = args.rounds or (1 if args.quick else 2)
     per_digit = args.images_per_digit or (1 if args.quick else 10)
@@ -391,6 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         costs = {"sd15": {**unet, "short": "SD1.5"}, "flux": {**flux, "short": "Flux"}}
 
+    if args.speed_only:
+        payload = {"meta": {"command": " ".join(sys.argv), "rounds": rounds}, "costs": costs, "rows": {}}
+        (args.out / "peers_caches.json").write_text(json.dumps(payload, indent=1))
+        print(json.dumps({m: {k: c[k] for k in ("full", "attention", "probe", "none")} for m, c in costs.items()}))
+        return 0
     print(f"== quality: digits model, {per_digit * 10} images, {steps} steps", flush=True)
     pipe = _pipeline(device)
     ratios = calibrate_magcache(pipe, steps, seed=args.seed + 1) if "magcache" in args.families else None

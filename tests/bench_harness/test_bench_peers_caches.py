@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_peers_caches as bench
-from benchmarks.peers_caches_report import at_speedup, speedup_at_error, winners
+from benchmarks.peers_caches_report import at_speedup, measured, speedup_at_error, winners
 from inertia.attention import MomentumAttention
 
 COSTS = {"full": 10.0, "attention": 6.0, "probe": 1.0, "none": 0.0}
@@ -37,9 +37,11 @@ def test_curves_are_read_at_equal_speedup_and_at_equal_error() -> None:
     assert at_speedup(points, 1.6) is None  # faster than any setting
     assert speedup_at_error(points, 0.02) == (pytest.approx(1.35), True)
     assert speedup_at_error(points, 0.05) == (1.5, False)  # never that bad: "at least 1.5x"
-    slower = [(1.0, 0.0, 2.0), (1.2, 0.02, 2.2)]
+    slower = [(1.0, 0.0, 2.0), (1.2, 0.02, 2.2), (1.3, 0.04, 2.4)]
     by_speed, by_error = winners({"a": points, "b": slower})
-    assert by_speed[1.1] == "a" and by_speed[2.0] is None and by_error[0.01] == "a"
+    assert by_speed[1.2] == "a" and by_speed[2.0] is None and by_error[0.02] == "a"
+    assert not measured(points, 1.1) and by_speed[1.1] is None  # only full computation and a line: not ranked
+    assert by_error[0.005] is None  # both families cross 0.005 before their mildest setting
 
 
 def test_per_call_costs_of_the_tiny_models() -> None:
@@ -79,3 +81,14 @@ def test_quick_run_with_given_costs_writes_every_setting(tmp_path: Path) -> None
     for text in ("equal speed-up", "speed-up at equal error", "## Target", "fewer-steps"):
         assert text in report
     assert "taylorseer" not in report and "magcache" not in report
+    assert bench.main(["--report-from", str(tmp_path / "peers_caches.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "peers_caches.md").read_text() == report
+    # the same work logs charged at freshly measured costs (tiny models)
+    assert bench.main(["--quick", "--speed-only", "--threads", "1", "--out", str(tmp_path / "speed")]) == 0
+    speed = tmp_path / "speed" / "peers_caches.json"
+    argv = ["--report-from", str(tmp_path / "peers_caches.json"), "--speed-from", str(speed)]
+    assert bench.main([*argv, "--out", str(tmp_path / "recomposed")]) == 0
+    recomposed = json.loads((tmp_path / "recomposed" / "peers_caches.json").read_text())
+    costs = json.loads(speed.read_text())["costs"]["sd15"]
+    row = recomposed["rows"]["extrapolate skip_every=2"]
+    assert row["speedup"]["sd15"] == pytest.approx(8 * costs["full"] / bench.compose(row["work"], costs))
