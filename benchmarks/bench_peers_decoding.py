@@ -309,8 +309,9 @@ def run_tuning(
     scorer: Any = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Greedy and every :data:`TUNE_GRID` setting on the tuning articles (never reported); the pick is the highest
-    MAUVE among settings with coherence >= 0.95x greedy's."""
+    """Greedy and every :data:`TUNE_GRID` setting on the tuning articles (never reported); the pick is the most
+    diverse setting with coherence >= 0.95x greedy's (MAUVE is reported too, but at this size it does not separate
+    the rows: see BENCHMARKS.md §10)."""
     from inertia.metrics.text import CoherenceScorer
 
     _, tuning = split_lee(
@@ -332,7 +333,7 @@ def run_tuning(
         )
     floor = 0.95 * quality[GREEDY]["coherence"]
     eligible = [s for s in TUNE_GRID if quality[momentum_row_name(s)]["coherence"] >= floor]
-    pick = max(eligible, key=lambda s: quality[momentum_row_name(s)]["mauve"], default=None)
+    pick = max(eligible, key=lambda s: quality[momentum_row_name(s)]["diversity"], default=None)
     return {"config": asdict(cfg), "prompts": len(tuning), "quality": quality, "pick": pick}
 
 
@@ -409,7 +410,7 @@ def render_tuning(result: dict[str, Any]) -> str:
     lines += ["| setting | rep-4 | diversity | coherence | MAUVE |", "|---|---|---|---|---|"]
     for name, q in result["quality"].items():
         lines.append(f"| {name} | {q['rep-4']:.2f} | {q['diversity']:.4f} | {q['coherence']:.4f} | {q['mauve']:.3f} |")
-    lines += ["", f"pick (highest MAUVE at coherence >= 0.95x greedy's): {result['pick']}"]
+    lines += ["", f"pick (highest diversity at coherence >= 0.95x greedy's): {result['pick']}"]
     return "\n".join(lines) + "\n"
 
 
