@@ -11,7 +11,8 @@ aggressiveness settings: TaylorSeer order 1 and order 2, Pyramid Attention Broad
 attention rule (attention-level forecasts or reuse), First Block Cache (FBC) and MagCache (skip the whole network
 after a first block / by a calibrated schedule), and "fewer steps" of the same solver (DPM-Solver++(2M)), the
 baseline any cache must beat. diffusers' own hooks select transformer blocks by name and do not attach to the digits
-UNet, so the peers run through the transcriptions of :mod:`benchmarks.baselines.cache_hooks`, which give outputs
+UNet, so the peers run through the transcriptions of :mod:`benchmarks.baselines.cache_hooks` (and
+:mod:`~benchmarks.baselines.unet_cache_hooks`), which give outputs
 bit-identical to diffusers' hooks on Flux (``tests/bench_harness/baselines/test_caches.py``); FasterCache's rule is
 inertia's ``first_order`` mode (attention part only, no CFG-Cache).
 
@@ -53,8 +54,9 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, FluxTransformer2DModel, UNet2DModel
 
-from benchmarks.baselines.cache_hooks import CacheHandle, apply_attention_cache, apply_unet_cache
+from benchmarks.baselines.cache_hooks import CacheHandle, apply_attention_cache
 from benchmarks.baselines.caches import FirstBlockCache, MagCache, PyramidBroadcast, TaylorSeer
+from benchmarks.baselines.unet_cache_hooks import apply_unet_cache
 from benchmarks.bench_attention import QUICK_UNET, SD15_UNET, _build_unets, _sync
 from benchmarks.peers_caches_report import report
 from inertia.attention import MomentumAttention, apply_momentum_attention, remove_momentum_attention

@@ -10,8 +10,9 @@ pull another's host library):
 * :mod:`benchmarks.baselines.k_diffusion`: k-diffusion's sampler update rules (Euler, Heun, LMS, DPM++ 2M, ...),
   transcribed with citations, for the exact-denoiser sampler benchmark.
 * :mod:`benchmarks.baselines.caches`: the caching rules of diffusers' cache hooks (TaylorSeer, PAB, First Block
-  Cache, MagCache) as pure functions; :mod:`benchmarks.baselines.cache_hooks` runs them where diffusers' hooks do not
-  attach (UNets), with the same outputs as diffusers' hooks where they do.
+  Cache, MagCache) as pure functions; :mod:`benchmarks.baselines.cache_hooks` (attention modules, transformer blocks)
+  and :mod:`benchmarks.baselines.unet_cache_hooks` run them where diffusers' hooks do not attach (UNets), with the
+  same outputs as diffusers' hooks where they do.
 
 These are benchmark references, not product code: ``inertia`` never imports them.
 """

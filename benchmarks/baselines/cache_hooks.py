@@ -10,10 +10,7 @@ run the same rules where they do not:
   current input is added back, so a skipped step never replays a stale residual stream.
 * `apply_block_cache`: First Block Cache or MagCache on a transformer's block lists (``transformer_blocks``,
   ``single_transformer_blocks``), as diffusers does; used to check our rules against diffusers' hooks.
-* `apply_unet_cache`: First Block Cache or MagCache on a UNet. A UNet has no residual stream running through all its
-  blocks, so "the rest of the network" is everything after the probe (FBC: the first resnet block, whose residual
-  is the change indicator) and a skipped step returns the network output of the last computed step (for FBC after
-  running the probe, for MagCache without running anything).
+* :func:`benchmarks.baselines.unet_cache_hooks.apply_unet_cache`: First Block Cache or MagCache on a UNet.
 
 Every installation returns a `CacheHandle` whose ``work`` lists, per denoiser call, what was computed: the kind
 (``"full"``, ``"probe"`` or ``"none"``) and the fraction of the hooked attention modules that were skipped. The
@@ -52,16 +49,24 @@ from benchmarks.baselines.caches import (
     TaylorSeer,
     fbc_should_compute,
     magcache_should_compute,
-    magnitude_ratio,
     taylor_predict,
     taylor_update,
 )
 from inertia.attention.targets import attention_kind, find_attention_modules
 
-__all__ = ["CacheHandle", "apply_attention_cache", "apply_block_cache", "apply_unet_cache"]
+__all__ = [
+    "LAYER_HOOK",
+    "ROOT_HOOK",
+    "CacheHandle",
+    "StepClock",
+    "apply_attention_cache",
+    "apply_block_cache",
+    "sample_shape",
+    "timestep_of",
+]
 
-_ROOT = "peer_cache_root"
-_LAYER = "peer_cache_layer"
+ROOT_HOOK = "peer_cache_root"
+LAYER_HOOK = "peer_cache_layer"
 
 
 @dataclass
@@ -88,19 +93,19 @@ class CacheHandle:
                     registry.remove_hook(name, recurse=False)
 
 
-def _timestep(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float | None:
+def timestep_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float | None:
     value = kwargs.get("timestep", args[1] if len(args) > 1 else None)
     if isinstance(value, torch.Tensor):
         return float(value.reshape(-1)[0])
     return None if value is None else float(value)
 
 
-def _sample_shape(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, ...] | None:
+def sample_shape(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, ...] | None:
     sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
     return tuple(sample.shape) if isinstance(sample, torch.Tensor) else None
 
 
-class _Clock:
+class StepClock:
     """Step index of the current pipeline call: a rising timestep or a new input shape starts a new call."""
 
     def __init__(self) -> None:
@@ -126,12 +131,12 @@ class _ClockHook(ModelHook):
 
     _is_stateful = True
 
-    def __init__(self, clock: _Clock, handle: CacheHandle, counts: list[int]) -> None:
+    def __init__(self, clock: StepClock, handle: CacheHandle, counts: list[int]) -> None:
         super().__init__()
         self.clock, self.handle, self.counts = clock, handle, counts
 
     def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[tuple, dict]:
-        self.clock.tick(_timestep(args, kwargs), _sample_shape(args, kwargs))
+        self.clock.tick(timestep_of(args, kwargs), sample_shape(args, kwargs))
         self.counts[:] = [0, 0]
         return args, kwargs
 
@@ -153,7 +158,7 @@ class _AttentionCacheHook(ModelHook):
     def __init__(
         self,
         rule: TaylorSeer | PyramidBroadcast,
-        clock: _Clock,
+        clock: StepClock,
         counts: list[int],
         residual_factor: float | None,
         timestep_callback: Callable[[], Any],
@@ -242,16 +247,16 @@ def apply_attention_cache(
         raise ValueError(f"`rule` must be a TaylorSeer or PyramidBroadcast, got {type(rule).__name__}.")
     if not isinstance(factors_dtype, torch.dtype) or not factors_dtype.is_floating_point:
         raise ValueError(f"`factors_dtype` must be a floating torch dtype, got {factors_dtype!r}.")
-    clock, counts = _Clock(), [0, 0]
-    handle = CacheHandle(modules=[denoiser], names=(_ROOT, _LAYER))
+    clock, counts = StepClock(), [0, 0]
+    handle = CacheHandle(modules=[denoiser], names=(ROOT_HOOK, LAYER_HOOK))
     callback = timestep_callback or (lambda: clock.timestep)
-    HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(_ClockHook(clock, handle, counts), _ROOT)
+    HookRegistry.check_if_exists_or_initialize(denoiser).register_hook(_ClockHook(clock, handle, counts), ROOT_HOOK)
     for _, module in find_attention_modules(denoiser):
         if attention_kind(module) not in targets:
             continue
         residual = float(module.rescale_output_factor) if getattr(module, "residual_connection", False) else None
         hook = _AttentionCacheHook(rule, clock, counts, residual, callback, factors_dtype)
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _LAYER)
+        HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, LAYER_HOOK)
         handle.modules.append(module)
     return handle
 
@@ -428,113 +433,9 @@ def apply_block_cache(
     if len(blocks) < 2:
         raise ValueError(f"`transformer` needs at least two transformer blocks, found {len(blocks)}.")
     state = _BlockState()
-    handle = CacheHandle(modules=blocks, names=(_LAYER,))
+    handle = CacheHandle(modules=blocks, names=(LAYER_HOOK,))
     for index, block in enumerate(blocks):
         role = "head" if index == 0 else "tail" if index == len(blocks) - 1 else "block"
         hook = _BlockHook(rule, state, role, num_inference_steps, handle)
-        HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _LAYER)
-    return handle
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# FBC / MagCache on UNets
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class _SkipRest(Exception):
-    """Raised by the FBC probe to skip the rest of the UNet."""
-
-
-@dataclass
-class _UNetState:
-    output: Any = None
-    head_residual: torch.Tensor | None = None
-    previous: torch.Tensor | None = None
-    accumulator: MagCacheAccumulator = field(default_factory=MagCacheAccumulator)
-
-
-class _UNetRootHook(ModelHook):
-    _is_stateful = True
-
-    def __init__(self, rule: FirstBlockCache | MagCache | None, num_steps: int, handle: CacheHandle) -> None:
-        super().__init__()
-        self.rule, self.num_steps, self.handle = rule, num_steps, handle
-        self.clock, self.state = _Clock(), _UNetState()
-        self.ratios = rule.ratios(num_steps) if isinstance(rule, MagCache) and rule.mag_ratios is not None else None
-
-    def new_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        call = self.clock.call
-        self.clock.tick(_timestep(args, kwargs), _sample_shape(args, kwargs))
-        if self.clock.call != call:
-            self.state, self.handle.ratios = _UNetState(), []  # a new pipeline call
-        state, step = self.state, self.clock.step
-        if isinstance(self.rule, MagCache) and self.ratios is not None:
-            scale = self.ratios[step] if step < len(self.ratios) else 1.0
-            retention = self.rule.retention_step(self.num_steps)
-            has = state.output is not None
-            rule = self.rule
-            if not magcache_should_compute(
-                state.accumulator, scale, step, retention, rule.threshold, rule.max_skip_steps, has
-            ):
-                self.handle.work.append(("none", 1.0))
-                return state.output  # the last computed network output
-        try:
-            output = self.fn_ref.original_forward(*args, **kwargs)
-        except _SkipRest:
-            self.handle.work.append(("probe", 1.0))
-            return state.output
-        sample = output[0] if isinstance(output, tuple) else output.sample
-        self.handle.ratios.append(magnitude_ratio(sample, state.previous, dim=1))  # MagCache calibration
-        state.output, state.previous = output, sample
-        self.handle.work.append(("full", 0.0))
-        return output
-
-    def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
-        self.clock.reset()
-        self.state = _UNetState()
-        return module
-
-
-class _ProbeHook(ModelHook):
-    """FBC on a UNet: the first resnet block's residual decides whether the rest of the network runs."""
-
-    def __init__(self, root: _UNetRootHook, threshold: float) -> None:
-        super().__init__()
-        self.root, self.threshold = root, threshold
-
-    def new_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        output = self.fn_ref.original_forward(*args, **kwargs)
-        hidden = args[0] if args else kwargs["input_tensor"]
-        residual = output - hidden
-        state = self.root.state
-        if state.output is not None and not fbc_should_compute(residual, state.head_residual, self.threshold):
-            raise _SkipRest
-        state.head_residual = residual  # updated only when the rest of the network runs, as in FBC
-        return output
-
-
-def apply_unet_cache(
-    network: torch.nn.Module,
-    rule: FirstBlockCache | MagCache,
-    num_inference_steps: int,
-    probe: str = "down_blocks.0.resnets.0",
-) -> CacheHandle:
-    """Installs FBC or MagCache on a UNet (``UNet2DModel`` / ``UNet2DConditionModel``).
-
-    Args:
-        network: the UNet itself (for the embedded digits model: ``pipe.unet.unet``, inside the preconditioning).
-        rule: `FirstBlockCache`, or `MagCache` (``mag_ratios=None`` records the ratios in ``handle.ratios`` and
-            never skips: calibration).
-        num_inference_steps: the steps of one call.
-        probe: FBC's first block: the qualified name of a residual block whose ``output − input`` is the indicator.
-    """
-    if not isinstance(rule, FirstBlockCache | MagCache):
-        raise ValueError(f"`rule` must be a FirstBlockCache or MagCache, got {type(rule).__name__}.")
-    handle = CacheHandle(modules=[network], names=(_ROOT, _LAYER))
-    root = _UNetRootHook(rule, num_inference_steps, handle)
-    HookRegistry.check_if_exists_or_initialize(network).register_hook(root, _ROOT)
-    if isinstance(rule, FirstBlockCache):
-        module = network.get_submodule(probe)
-        HookRegistry.check_if_exists_or_initialize(module).register_hook(_ProbeHook(root, rule.threshold), _LAYER)
-        handle.modules.append(module)
+        HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, LAYER_HOOK)
     return handle

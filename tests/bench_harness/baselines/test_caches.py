@@ -18,7 +18,7 @@ from diffusers.hooks import (
 )
 from diffusers.hooks.mag_cache import FLUX_MAG_RATIOS
 
-from benchmarks.baselines.cache_hooks import apply_attention_cache, apply_block_cache, apply_unet_cache
+from benchmarks.baselines.cache_hooks import apply_attention_cache, apply_block_cache
 from benchmarks.baselines.caches import (
     FirstBlockCache,
     MagCache,
@@ -31,6 +31,7 @@ from benchmarks.baselines.caches import (
     taylor_update,
     taylorseer_computes,
 )
+from benchmarks.baselines.unet_cache_hooks import apply_unet_cache
 from tests.tiny_pipelines import make_call_kwargs, make_components, single_threaded
 
 STEPS = 8
