@@ -6,15 +6,15 @@ Usage::
                                             [--flux-image-tokens 1024] [--speed-from costs.json] [--out DIR]
                                             [--families fbc,magcache] [--seed 0] [--beta -0.4]
 
-**Methods.** Ours: `extrapolate` (heavy-ball extrapolation of skipped attention outputs). Peers, each at three
-aggressiveness settings: TaylorSeer order 1 and order 2, Pyramid Attention Broadcast (PAB) and FasterCache's
+**Methods.** Ours: `extrapolate` (heavy-ball extrapolation of skipped attention outputs). Peers, each at three or
+four aggressiveness settings: TaylorSeer order 1 and order 2, Pyramid Attention Broadcast (PAB) and FasterCache's
 attention rule (attention-level forecasts or reuse), First Block Cache (FBC) and MagCache (skip the whole network
 after a first block / by a calibrated schedule), and "fewer steps" of the same solver (DPM-Solver++(2M)), the
 baseline any cache must beat. diffusers' own hooks select transformer blocks by name and do not attach to the digits
-UNet, so the peers run through the transcriptions of :mod:`benchmarks.baselines.cache_hooks` (and
-:mod:`~benchmarks.baselines.unet_cache_hooks`), which give outputs
-bit-identical to diffusers' hooks on Flux (``tests/bench_harness/baselines/test_caches.py``); FasterCache's rule is
-inertia's ``first_order`` mode (attention part only, no CFG-Cache).
+UNet, so the peers run through :mod:`benchmarks.baselines.cache_hooks` (attention modules; on Flux its attention-
+and block-level adapters give outputs bit-identical to diffusers' hooks, ``tests/bench_harness/baselines/test_caches.py``)
+and :mod:`benchmarks.baselines.unet_cache_hooks` (FBC and MagCache on UNets); FasterCache's rule is inertia's
+``first_order`` mode (attention part only, no CFG-Cache).
 
 **Quality** (the embedded digits model, ``images_per_digit`` x 10 images, 20 steps, guidance 3, ``--seed``, default
 0): RMSE and max. abs. difference against full computation from the same noise, FD-digits and class accuracy; a full
