@@ -299,7 +299,8 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def _short(text: str, words: int = 60) -> str:
+def short_text(text: str, words: int = 60) -> str:
+    """The first ``words`` words of ``text`` on one line, safe in a Markdown table cell."""
     parts = " ".join(text.split()).replace("|", "\\|").split(" ")
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
@@ -344,7 +345,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for domain in EXAMPLE_DOMAINS:
             sample = next((s for s in summary["samples"] if s["domain"] == domain), None)
             if sample is not None:
-                cells = [_short(sample["prompt"])] + [_short(sample[name]) for name in shown]
+                cells = [short_text(sample["prompt"])] + [short_text(sample[name]) for name in shown]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

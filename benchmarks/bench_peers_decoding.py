@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_decoding import environment, load_prompts
+from benchmarks.bench_decoding import environment, load_prompts, short_text
 from benchmarks.human_reference import lee_items, mauve_score, mauve_table, split_lee
 
 GREEDY, MOMENTUM, NUCLEUS, DRY = "greedy", "momentum (0.2, 5)", "nucleus p=0.95", "DRY (0.8, 1.75, 2)"
@@ -337,11 +337,6 @@ def run_tuning(
     return {"config": asdict(cfg), "prompts": len(tuning), "quality": quality, "pick": pick}
 
 
-def _short(text: str, words: int = 45) -> str:
-    parts = " ".join(text.split()).replace("|", "\\|").split(" ")
-    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
-
-
 def render_markdown(summary: dict[str, Any]) -> str:
     """The report: one table per prompt set (rows = methods), MAUVE spreads, targets, winners, two examples."""
     cfg, env = summary["config"], summary.get("environment", {})
@@ -401,7 +396,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "## Examples (first two news prompts, first 45 words)", ""]
         lines += ["| prompt | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
         for s in samples:
-            lines.append("| " + " | ".join([_short(s["prompt"])] + [_short(s[name]) for name in shown]) + " |")
+            lines.append(
+                "| " + " | ".join([short_text(s["prompt"], 45)] + [short_text(s[name], 45) for name in shown]) + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

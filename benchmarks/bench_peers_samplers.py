@@ -49,6 +49,7 @@ import torch
 
 from benchmarks.baselines import k_diffusion as K
 from benchmarks.bench_samplers import FAR_ERROR, compute_reference
+from benchmarks.cli_lists import comma_floats, comma_ints
 from benchmarks.exact_denoiser import (
     ExactDenoiser,
     final_noise_level,
@@ -402,22 +403,14 @@ def run_peers(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(",") if v)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.peers_samplers_report import write_outputs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke-test grid (under 2 minutes)")
     parser.add_argument("--out", type=str, default="benchmarks/out", help="output folder")
-    parser.add_argument("--guidance", type=_floats, default=None, help="comma-separated guidance scales")
-    parser.add_argument("--nfe", type=_ints, default=None, help="comma-separated NFE budgets")
+    parser.add_argument("--guidance", type=comma_floats, default=None, help="comma-separated guidance scales")
+    parser.add_argument("--nfe", type=comma_ints, default=None, help="comma-separated NFE budgets")
     parser.add_argument("--batch", type=int, default=None, help="number of samples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
+from benchmarks.cli_lists import comma_floats, comma_ints
 from benchmarks.exact_denoiser import (
     ExactDenoiser,
     LatentDataset,
@@ -249,14 +250,6 @@ def run_benchmark(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(",") if v)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke-test grid (< 30 s)")
@@ -269,8 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("trailing", "linspace", "leading"),
         help="timestep_spacing for every solver (default: trailing; see the report)",
     )
-    parser.add_argument("--nfe", type=_ints, default=None, help="comma-separated NFE values (overrides the grid)")
-    parser.add_argument("--guidance", type=_floats, default=None, help="comma-separated guidance scales")
+    parser.add_argument("--nfe", type=comma_ints, default=None, help="comma-separated NFE values (overrides the grid)")
+    parser.add_argument("--guidance", type=comma_floats, default=None, help="comma-separated guidance scales")
     parser.add_argument("--batch", type=int, default=None, help="number of samples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: tiny matmuls)")
     parser.add_argument("--no-figure-copy", action="store_true", help="do not copy the plot to docs/figures")

@@ -239,14 +239,6 @@ def transfer(args: argparse.Namespace) -> dict:
     return {"rows": rows, "markdown": "\n".join(lines) + "\n"}
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(",") if v)
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=("tune", "report", "transfer", "all"), default="all")

@@ -246,6 +246,24 @@ def make_pipeline(
     return pipe
 
 
+def make_modular_sdxl(seed: int = 0) -> Any:
+    """The modular SDXL pipeline (`StableDiffusionXLAutoBlocks`) on `make_components("sdxl")`, no text encoder.
+
+    Call it with `make_call_kwargs("sdxl")` minus ``guidance_scale``/``output_type`` (the guider component holds the
+    scale) and ``output="latents"``.
+    """
+    from diffusers.modular_pipelines.stable_diffusion_xl import StableDiffusionXLAutoBlocks
+
+    blocks = StableDiffusionXLAutoBlocks()
+    blocks.sub_blocks.pop("text_encoder")  # we pass prompt embeddings; no tokenizer download
+    pipe = blocks.init_pipeline()
+    components = make_components("sdxl", seed)
+    components["scheduler"] = default_scheduler("sdxl")
+    pipe.update_components(**{k: v for k, v in components.items() if v is not None and k in pipe.component_names})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def tiny_digits_unet(seed: int = 0) -> torch.nn.Module:
     """A tiny class-conditional `UNet2DModel` (8x8, 11 classes incl. the null label) for `DigitsPipeline` tests."""
     from diffusers import UNet2DModel

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from diffusers.guiders import ClassifierFreeGuidance
-from tiny_pipelines import default_scheduler, make_call_kwargs, make_components, make_pipeline, run
+from tiny_pipelines import make_call_kwargs, make_modular_sdxl, make_pipeline, run
 
 from inertia.guidance import APG, APGGuider, GuidanceLayoutError, HiGS, HiGSGuider, apply_guidance
 from inertia.guidance.apg import apg_guidance
@@ -13,16 +13,7 @@ from inertia.guidance.apg import apg_guidance
 
 @pytest.fixture(scope="module")
 def modular_sdxl():
-    from diffusers.modular_pipelines.stable_diffusion_xl import StableDiffusionXLAutoBlocks
-
-    blocks = StableDiffusionXLAutoBlocks()
-    blocks.sub_blocks.pop("text_encoder")  # we pass prompt embeddings; no tokenizer download
-    pipe = blocks.init_pipeline()
-    components = make_components("sdxl")
-    components["scheduler"] = default_scheduler("sdxl")
-    pipe.update_components(**{k: v for k, v in components.items() if v is not None and k in pipe.component_names})
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return make_modular_sdxl()
 
 
 def _modular(pipe, guider):

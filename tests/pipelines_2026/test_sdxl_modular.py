@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 from diffusers.guiders import ClassifierFreeGuidance
-from tiny_pipelines import default_scheduler, make_call_kwargs, make_components
+from tiny_pipelines import default_scheduler, make_call_kwargs, make_modular_sdxl
 
 from inertia.attention import MomentumAttention, apply_momentum_attention, remove_momentum_attention
 from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
@@ -16,16 +16,8 @@ SKIP = MomentumAttention(mode="extrapolate", skip_every=2, window=(1, None))
 
 @pytest.fixture(scope="module")
 def modular_sdxl():
-    from diffusers.modular_pipelines.stable_diffusion_xl import StableDiffusionXLAutoBlocks
-
-    blocks = StableDiffusionXLAutoBlocks()
-    blocks.sub_blocks.pop("text_encoder")  # we pass prompt embeddings; no tokenizer download
-    pipe = blocks.init_pipeline()
-    components = make_components("sdxl")
-    components["scheduler"] = default_scheduler("sdxl")
-    pipe.update_components(**{k: v for k, v in components.items() if v is not None and k in pipe.component_names})
+    pipe = make_modular_sdxl()
     pipe.update_components(guider=ClassifierFreeGuidance(guidance_scale=5.0))
-    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
