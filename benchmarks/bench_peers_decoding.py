@@ -2,8 +2,8 @@
 
 Rows: greedy; greedy + ``repetition_penalty`` 1.2; greedy + ``no_repeat_ngram_size`` 3; DRY over greedy (multiplier
 0.8, base 1.75, allowed length 2, breakers newline ``:`` ``"`` ``*``; :class:`benchmarks.baselines.decoding.
-DRYLogitsProcessor`); contrastive search (α 0.6, k 5); momentum decoding at our defaults (α 0.2, k 5) and, where
-:data:`TUNED_MOMENTUM` is set, at the setting ``--tune`` picked on separate articles; nucleus sampling (p 0.95, seeded)
+DRYLogitsProcessor`); contrastive search (α 0.6, k 5); momentum decoding at our defaults (α 0.2, k 5), at α 0.4 (the setting the
+``--tune`` table pointed to) and, where :data:`TUNED_MOMENTUM` is set, at the setting ``--tune`` picked on separate articles; nucleus sampling (p 0.95, seeded)
 as the stochastic reference.
 
 Two prompt sets, each continued by exactly ``--max-new-tokens`` tokens (eos banned with ``min_new_tokens``):
@@ -50,6 +50,7 @@ from benchmarks.bench_decoding import environment, load_prompts, short_text
 from benchmarks.human_reference import lee_items, mauve_score, mauve_table, split_lee
 
 GREEDY, MOMENTUM, NUCLEUS, DRY = "greedy", "momentum (0.2, 5)", "nucleus p=0.95", "DRY (0.8, 1.75, 2)"
+MOMENTUM_STRONG = "momentum (0.4, 5)"
 TUNED_MOMENTUM: dict[str, Any] | None = None
 """The momentum setting ``--tune`` picked (``md_*`` keyword arguments), or ``None`` before a tuning run."""
 METHODS: dict[str, dict[str, Any]] = {
@@ -59,6 +60,8 @@ METHODS: dict[str, dict[str, Any]] = {
     DRY: {"do_sample": False, "dry": {"multiplier": 0.8, "base": 1.75, "allowed_length": 2}},
     "contrastive (0.6, 5)": {"custom_generate": "contrastive_search", "penalty_alpha": 0.6, "top_k": 5},
     MOMENTUM: {"custom_generate": "momentum_decode", "md_alpha": 0.2, "md_top_k": 5},
+    # the setting the --tune table pointed to (more diverse and, on the tuning articles, more coherent than α 0.2)
+    MOMENTUM_STRONG: {"custom_generate": "momentum_decode", "md_alpha": 0.4, "md_top_k": 5},
     NUCLEUS: {"do_sample": True, "top_p": 0.95, "top_k": 0},
 }
 """Row name -> ``generate`` keyword arguments (``dry`` builds the DRY processor; ``custom_generate`` names an

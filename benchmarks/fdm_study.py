@@ -12,7 +12,7 @@ Two sub-commands::
     python -m benchmarks.fdm_study train --root runs/fdm-study [--seeds 0 1 2] [--max-steps 6000] [--resolution 32]
     python -m benchmarks.fdm_study report --root runs/fdm-study [--out benchmarks/out]
 
-``train`` runs the 2 x seeds trainings one after the other, each with ``--resume latest``: stopping and rerunning the
+``train`` runs the 2 x seeds trainings one after the other (``--jobs N``: N at a time), each with ``--resume latest``: stopping and rerunning the
 same command continues where it stopped (checkpoints every ``--checkpoint-every`` steps). On a GPU add ``--device
 cuda`` (the default trains on the CPU). ``report`` reads every run's ``log.jsonl`` and writes ``fdm_study.md``,
 ``fdm_study.json`` and ``docs/figures/fdm_study.png`` (the documentation site shows what BENCHMARKS.md links there).
@@ -23,15 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ARMS = ("vp", "fdm")
 """The two preconditionings compared (the baseline first)."""
+WINDOW = 3
+"""Evaluations averaged into each smoothed FD-digits value (the last 500 steps on the default 250-step grid)."""
+FLAT = 0.1
+"""A curve whose smoothed FD fell by less than this fraction over its last quarter counts as flat."""
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "fdm_study.png"
 
 
@@ -67,10 +73,18 @@ def evaluations(run: Path) -> list[tuple[int, float, float]]:
     return sorted(rows)
 
 
+def smoothed(curve: list[tuple[int, float, float]], window: int = WINDOW) -> list[tuple[int, float]]:
+    """``(step, mean FD-digits of the last window evaluations up to that step)``: FD on a few hundred images is noisy."""
+    return [
+        (step, statistics.mean(fd for _, fd, _ in curve[max(0, i + 1 - window) : i + 1]))
+        for i, (step, _, _) in enumerate(curve)
+    ]
+
+
 def steps_to_match(baseline: list[tuple[int, float, float]], other: list[tuple[int, float, float]]) -> dict[str, Any]:
-    """When ``other`` first reaches ``baseline``'s final FD-digits (on the shared evaluation grid)."""
-    final_step, target, _ = baseline[-1]
-    reached = next((step for step, fd, _ in other if fd <= target), None)
+    """When ``other`` first reaches ``baseline``'s final FD-digits, both smoothed alike (see :func:`smoothed`)."""
+    final_step, target = smoothed(baseline)[-1]
+    reached = next((step for step, fd in smoothed(other) if fd <= target), None)
     return {
         "baseline_final_step": final_step,
         "baseline_final_fd": target,
@@ -79,13 +93,29 @@ def steps_to_match(baseline: list[tuple[int, float, float]], other: list[tuple[i
     }
 
 
+def last_quarter_gain(curve: list[tuple[int, float, float]]) -> float:
+    """How much the smoothed FD-digits still fell over the last quarter of the run, relative to its final value.
+
+    A flat curve gives about 0 (noise either way); the study calls a curve flat below :data:`FLAT`.
+    """
+    points = smoothed(curve)
+    final_step, final_fd = points[-1]
+    earlier = [fd for step, fd in points if step <= 0.75 * final_step]
+    return (earlier[-1] - final_fd) / final_fd if earlier else math.nan
+
+
 def summarise(root: Path, seeds: Sequence[int]) -> dict[str, Any]:
     """Per-seed ratios and their mean, standard deviation, minimum and maximum."""
     per_seed = {}
     for seed in seeds:
         curves = {arm: evaluations(run_dir(root, arm, seed)) for arm in ARMS}
         if all(curves.values()):
-            per_seed[seed] = {"curves": curves, **steps_to_match(curves["vp"], curves["fdm"])}
+            gains = {arm: last_quarter_gain(curve) for arm, curve in curves.items()}
+            per_seed[seed] = {
+                "curves": curves,
+                "last_quarter_gain": gains,
+                **steps_to_match(curves["vp"], curves["fdm"]),
+            }
     ratios = [r["ratio"] for r in per_seed.values() if r["ratio"] is not None]
     summary: dict[str, Any] = {"seeds": per_seed, "ratios": ratios, "not_reached": len(per_seed) - len(ratios)}
     if ratios:
@@ -101,17 +131,26 @@ def summarise(root: Path, seeds: Sequence[int]) -> dict[str, Any]:
 def report(summary: dict[str, Any]) -> str:
     """The Markdown table of the study."""
     lines = [
-        "| seed | VP final step | VP final FD | FDM reaches it at step | ratio | FDM final FD | VP / FDM final accuracy |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| seed | VP final step | VP final FD | FDM reaches it at step | ratio | FDM final FD | VP / FDM final accuracy "
+        "| FD fall over the last quarter, VP / FDM |",
+        "|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for seed, r in summary["seeds"].items():
-        vp, fdm = r["curves"]["vp"][-1], r["curves"]["fdm"][-1]
+        vp, fdm = r["curves"]["vp"], r["curves"]["fdm"]
         reached = "not reached" if r["step"] is None else str(r["step"])
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        gains = " / ".join(f"{100 * r['last_quarter_gain'][arm]:.1f}%" for arm in ARMS)
         lines.append(
             f"| {seed} | {r['baseline_final_step']} | {r['baseline_final_fd']:.3f} | {reached} | {ratio} | "
-            f"{fdm[1]:.3f} | {vp[2]:.3f} / {fdm[2]:.3f} |"
+            f"{smoothed(fdm)[-1][1]:.3f} | {vp[-1][2]:.3f} / {fdm[-1][2]:.3f} | {gains} |"
         )
+    flat = all(g < FLAT for r in summary["seeds"].values() for g in r["last_quarter_gain"].values())
+    lines += [
+        "",
+        f"FD-digits values are means of the last {WINDOW} evaluations (VP's final and FDM's at each step alike). "
+        + ("Every curve is flat" if flat else "**Not every curve is flat**")
+        + f" (flat: the smoothed FD fell by less than {100 * FLAT:.0f}% over the last quarter of the run).",
+    ]
     if summary["ratios"]:
         lines += [
             "",
@@ -149,6 +188,27 @@ def figure(summary: dict[str, Any], path: Path = FIGURE) -> Path:
     return path
 
 
+def run_all(commands: list[list[str]], jobs: int) -> int:
+    """Run the trainings, ``jobs`` at a time (each limited to one CPU thread when more than one runs at once)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
+    pending, running = list(commands), []
+    while pending or running:
+        while pending and len(running) < jobs:
+            command = pending.pop(0)
+            print(" ".join(command), flush=True)
+            running.append(subprocess.Popen(command, env=env))
+        finished = next((p for p in running if p.poll() is not None), None)
+        if finished is None:
+            time.sleep(5)
+            continue
+        running.remove(finished)
+        if finished.returncode:
+            for process in running:
+                process.terminate()
+            return finished.returncode
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,18 +224,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("--resolution", type=int, choices=(16, 32), default=32)
     p_train.add_argument("--model-size", default="small-32")
     p_train.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p_train.add_argument("--jobs", type=int, default=1, help="trainings run at once (one CPU thread each on the CPU)")
     sub.choices["report"].add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < 1 or min(args.seeds) < 0:
         parser.error(f"--seeds must be integers >= 0, got {args.seeds}")
     if args.command == "train":
+        if args.jobs < 1:
+            parser.error(f"--jobs must be >= 1, got {args.jobs}")
         if args.max_steps < args.eval_every or args.eval_every < 1:
             parser.error(f"--eval-every must be in [1, --max-steps], got {args.eval_every} and {args.max_steps}")
-        for seed in args.seeds:
-            for arm in ARMS:
-                print(" ".join(train_command(args, arm, seed)), flush=True)
-                subprocess.run(train_command(args, arm, seed), check=True)
-        return 0
+        return run_all([train_command(args, arm, seed) for seed in args.seeds for arm in ARMS], args.jobs)
     summary = summarise(args.root, args.seeds)
     if not summary["seeds"]:
         print(f"fdm_study: no finished pair of runs under {args.root}", file=sys.stderr)

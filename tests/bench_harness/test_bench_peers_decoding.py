@@ -145,7 +145,7 @@ def test_quick_run_on_the_tiny_lm_writes_every_output(tiny, tmp_path) -> None:
         assert 0.0 < row["seed_min"] <= row["mauve"] <= row["seed_max"] <= 1.0
     assert set(news["mauve"]["wins"][bench.MOMENTUM]) == set(rows) - {bench.MOMENTUM, bench.NUCLEUS}
     assert all(v > 0 for v in news["tokens_per_s"].values())
-    assert [t["row"] for t in summary["targets"]] == [bench.MOMENTUM] * 5
+    assert [t["row"] for t in summary["targets"]] == [bench.MOMENTUM] * 5 + [bench.MOMENTUM_STRONG] * 5
     assert len(summary["winners"]) == 7
     samples = [json.loads(line) for line in (tmp_path / "peers_decoding_quick_samples.jsonl").read_text().splitlines()]
     assert len(samples) == 12 and set(rows) <= set(samples[0]) and bench.HUMAN in samples[0]

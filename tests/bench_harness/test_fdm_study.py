@@ -18,39 +18,73 @@ def _log(run: Path, curve: list[tuple[int, float]]) -> None:
 
 
 def test_steps_to_match_over_seeds(tmp_path) -> None:
-    vp = [(100, 4.0), (200, 3.0), (300, 2.0), (400, 1.5)]
+    vp = [(100, 4.0), (200, 3.0), (300, 2.0), (400, 1.5)]  # smoothed final: mean(3, 2, 1.5) = 2.1667
     _log(fdm_study.run_dir(tmp_path, "vp", 0), vp)
-    _log(fdm_study.run_dir(tmp_path, "fdm", 0), [(100, 3.0), (200, 1.4), (300, 1.2), (400, 1.1)])  # 200/400
+    # smoothed 3, 2.2, 1.867: the single evaluation 1.4 at step 200 is not enough on its own
+    _log(fdm_study.run_dir(tmp_path, "fdm", 0), [(100, 3.0), (200, 1.4), (300, 1.2), (400, 1.1)])  # 300/400
     _log(fdm_study.run_dir(tmp_path, "vp", 1), vp)
-    _log(fdm_study.run_dir(tmp_path, "fdm", 1), [(100, 3.0), (200, 2.0), (300, 1.5), (400, 1.2)])  # 300/400
+    _log(fdm_study.run_dir(tmp_path, "fdm", 1), [(100, 3.0), (200, 2.0), (300, 1.8), (400, 1.2)])  # 400/400
     _log(fdm_study.run_dir(tmp_path, "vp", 2), vp)
     _log(fdm_study.run_dir(tmp_path, "fdm", 2), [(100, 5.0), (200, 4.0), (300, 3.0), (400, 2.0)])  # never
     summary = fdm_study.summarise(tmp_path, [0, 1, 2, 3])  # seed 3 has no runs: left out
     assert sorted(summary["seeds"]) == [0, 1, 2]
-    assert summary["ratios"] == [0.5, 0.75] and summary["not_reached"] == 1
-    assert summary["mean"] == pytest.approx(0.625) and summary["std"] == pytest.approx(0.1767767, rel=1e-6)
+    assert summary["ratios"] == [0.75, 1.0] and summary["not_reached"] == 1
+    assert summary["mean"] == pytest.approx(0.875) and summary["std"] == pytest.approx(0.1767767, rel=1e-6)
+    # VP's smoothed FD still fell from 3.0 (step 300) to 2.1667 over the last quarter: 38%, not flat
+    assert summary["seeds"][0]["last_quarter_gain"]["vp"] == pytest.approx(0.8333 / 2.1667, rel=1e-3)
     text = fdm_study.report(summary)
-    assert "| 2 | 400 | 1.500 | not reached | - |" in text and "mean **0.62x** over 2 seeds" in text
-    assert "not reached in 1 seed(s)" in text
+    assert "| 2 | 400 | 2.167 | not reached | - |" in text and "mean **0.88x** over 2 seeds" in text
+    assert "not reached in 1 seed(s)" in text and "**Not every curve is flat**" in text
     figure = fdm_study.figure(summary, tmp_path / "curves.png")
     assert figure.stat().st_size > 1000
 
 
-def test_train_commands_differ_only_in_the_preconditioning(tmp_path) -> None:
+def test_flat_curves_are_reported_flat(tmp_path) -> None:
+    curve = [(100 * i, fd) for i, fd in enumerate([9.0, 3.0, 2.0, 2.02, 1.98, 2.0, 2.01, 1.99], start=1)]
+    _log(fdm_study.run_dir(tmp_path, "vp", 0), curve)
+    _log(fdm_study.run_dir(tmp_path, "fdm", 0), curve)
+    summary = fdm_study.summarise(tmp_path, [0])
+    assert abs(summary["seeds"][0]["last_quarter_gain"]["fdm"]) < 0.01
+    assert "Every curve is flat" in fdm_study.report(summary)
+
+
+class _FakeProcess:
+    """Stands in for a training subprocess that finishes at once with ``returncode``."""
+
+    def __init__(self, command: list[str], env: dict[str, str] | None, returncode: int = 0) -> None:
+        self.command, self.env, self.returncode = command, env, returncode
+
+    def poll(self) -> int:
+        return self.returncode
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_train_commands_differ_only_in_the_preconditioning(tmp_path, monkeypatch) -> None:
     parser_args = ["train", "--root", str(tmp_path), "--max-steps", "10", "--eval-every", "5"]
-    seen = []
-    original = fdm_study.subprocess.run
-    fdm_study.subprocess.run = lambda command, check: seen.append(command)  # type: ignore[assignment]
-    try:
-        assert fdm_study.main([*parser_args, "--seeds", "4"]) == 0
-    finally:
-        fdm_study.subprocess.run = original  # type: ignore[assignment]
-    vp, fdm = seen
+    seen: list[_FakeProcess] = []
+    monkeypatch.setattr(fdm_study.subprocess, "Popen", lambda c, env: seen.append(_FakeProcess(c, env)) or seen[-1])
+    assert fdm_study.main([*parser_args, "--seeds", "4"]) == 0
+    vp, fdm = (p.command for p in seen)
     assert [a for a in vp if a not in fdm] == ["vp", str(tmp_path / "vp-seed4")]
     assert "--resume" in vp and vp[vp.index("--resume") + 1] == "latest" and "--cpu" in vp
+    assert seen[0].env is None  # one at a time: the machine's thread settings are kept
+    seen.clear()
+    assert fdm_study.main([*parser_args, "--seeds", "4", "5", "--jobs", "2"]) == 0
+    assert len(seen) == 4 and all(p.env is not None and p.env["OMP_NUM_THREADS"] == "1" for p in seen)
 
 
-@pytest.mark.parametrize("argv", [["train", "--eval-every", "0"], ["report", "--seeds", "-1"]])
+def test_a_failed_training_stops_the_study(tmp_path, monkeypatch) -> None:
+    seen: list[_FakeProcess] = []
+    monkeypatch.setattr(fdm_study.subprocess, "Popen", lambda c, env: seen.append(_FakeProcess(c, env, 3)) or seen[-1])
+    assert fdm_study.main(["train", "--root", str(tmp_path), "--seeds", "0", "1"]) == 3
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "argv", [["train", "--eval-every", "0"], ["train", "--jobs", "0"], ["report", "--seeds", "-1"]]
+)
 def test_bad_arguments_exit_2(argv) -> None:
     with pytest.raises(SystemExit) as info:
         fdm_study.main(argv)
