@@ -16,7 +16,7 @@ step to σ = 0 returns the denoised output. β = 1 is plain DPM-Solver++(2M)/(3M
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,6 +29,21 @@ from ._common import Callback, Denoiser, denoise, prepare_call
 __all__ = ["sample_hb_dpmpp_2m", "sample_hb_dpmpp_3m"]
 
 
+def step_betas(beta: float | Sequence[float], steps: int) -> list[float]:
+    """β for each of ``steps`` steps: one number for all, or a sequence of exactly one value per step.
+
+    Raises:
+        ValueError: naming ``beta`` when a value is outside (0, 1] or the sequence has the wrong length.
+    """
+    if isinstance(beta, Sequence) and not isinstance(beta, str):
+        if len(beta) != steps:
+            raise ValueError(
+                f"`beta` as a sequence must hold one value per step, len(sigmas) - 1 = {steps}, got {len(beta)}."
+            )
+        return [validate_beta(b, f"beta[{i}]") for i, b in enumerate(beta)]
+    return [validate_beta(beta, "beta")] * steps
+
+
 def _sample_hb_dpmpp(
     model: Denoiser,
     x: torch.Tensor,
@@ -36,12 +51,12 @@ def _sample_hb_dpmpp(
     extra_args: Mapping[str, Any] | None,
     callback: Callback | None,
     disable: bool | None,
-    beta: float,
+    beta: float | Sequence[float],
     order: int,
 ) -> torch.Tensor:
     call = prepare_call(model, x, sigmas, extra_args, callback)
-    beta = validate_beta(beta, "beta")
     levels = call.levels
+    betas = step_betas(beta, len(levels) - 1)
     sample = x.to(call.work_dtype)
     velocity: torch.Tensor | None = None  # heavy-ball state: local to this call, elementwise over the batch
     history: list[torch.Tensor] = []  # previous data predictions, newest first
@@ -62,7 +77,7 @@ def _sample_hb_dpmpp(
                 combination = dpmpp_3m_combination(denoised, history[0], history[1], h, steps[0], steps[1])
             else:
                 combination = dpmpp_2m_combination(denoised, history[0], h, steps[0], second_order)
-            velocity = heavy_ball(velocity, combination, beta)  # v ← (1−β)·v + β·U (paper eq. 13, App. H)
+            velocity = heavy_ball(velocity, combination, betas[i])  # v ← (1−β)·v + β·U (paper eq. 13, App. H)
             sample = dpmpp_update(sample, velocity, h, ratio)
         history = [denoised, *history][: order - 1]
         steps = [h, *steps][: order - 1]
@@ -77,7 +92,7 @@ def sample_hb_dpmpp_2m(
     extra_args: Mapping[str, Any] | None = None,
     callback: Callback | None = None,
     disable: bool | None = None,
-    beta: float = 0.8,
+    beta: float | Sequence[float] = 0.8,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) with heavy-ball momentum β on its data-prediction combination (paper App. H).
 
@@ -88,7 +103,9 @@ def sample_hb_dpmpp_2m(
         extra_args: keyword arguments passed to every model call (e.g. ComfyUI's ``model_options``, ``seed``).
         callback: called after each model call with ``{"x", "i", "sigma", "sigma_hat", "denoised"}``.
         disable: tqdm's ``disable`` for the progress bar.
-        beta: damping β ∈ (0, 1]; 1 = plain DPM-Solver++(2M), smaller = more damping of divergence artifacts.
+        beta: damping β ∈ (0, 1]; 1 = plain DPM-Solver++(2M), smaller = more damping of divergence artifacts. A
+            sequence gives one β per step (``len(sigmas) - 1`` values; the first step and a step to σ = 0 take no
+            momentum, so their entries are checked but unused): a per-step schedule, e.g. damping only early steps.
 
     Returns:
         The sample at ``sigmas[-1]``, in ``x``'s dtype; with a final σ of 0 it is the last denoised output.
@@ -116,7 +133,7 @@ def sample_hb_dpmpp_3m(
     extra_args: Mapping[str, Any] | None = None,
     callback: Callback | None = None,
     disable: bool | None = None,
-    beta: float = 0.8,
+    beta: float | Sequence[float] = 0.8,
 ) -> torch.Tensor:
     """DPM-Solver++(3M) with heavy-ball momentum β on its data-prediction combination.
 

@@ -84,3 +84,10 @@ def test_a_model_returning_the_wrong_shape_is_named(fn) -> None:
 def test_unknown_options_are_refused_by_python() -> None:
     with pytest.raises(TypeError):
         sample_hb_dpmpp_2m(gaussian_denoiser, torch.ones(2, 3), GOOD_SIGMAS, order=2)  # 2M has no `order`
+
+
+@pytest.mark.parametrize("fn", [sample_hb_dpmpp_2m, sample_hb_dpmpp_3m], ids=lambda f: f.__name__)
+def test_a_per_step_beta_of_the_wrong_length_or_with_a_bad_value(fn) -> None:
+    steps = len(GOOD_SIGMAS) - 1
+    _raises(fn, r"`beta` as a sequence must hold one value per step, len\(sigmas\) - 1 = 3, got 2", beta=[0.8, 0.8])
+    _raises(fn, r"`beta\[1\]` must be a number in \(0, 1\] \(1 = no momentum\), got 1.5", beta=[0.8, 1.5, 0.8][:steps])

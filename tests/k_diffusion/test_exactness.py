@@ -145,3 +145,28 @@ def test_at_beta_1_the_three_methods_are_bit_identical(order: int) -> None:
     x = starting_sample(sigma=float(sigmas[0]))
     outs = [fn(gaussian_denoiser, x, sigmas, disable=True, order=order, beta=1.0) for fn in PLMS.values()]
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("fn", [sample_hb_dpmpp_2m, sample_hb_dpmpp_3m], ids=lambda f: f.__name__)
+def test_a_per_step_beta_sequence(fn) -> None:
+    grid = _karras(8)
+    x = starting_sample(sigma=float(grid[0]))
+    steps = len(grid) - 1
+    # one value repeated is the scalar, bit for bit; all ones is plain DPM-Solver++
+    assert torch.equal(fn(gaussian_denoiser, x, grid, disable=True, beta=[0.7] * steps),
+                       fn(gaussian_denoiser, x, grid, disable=True, beta=0.7))  # fmt: skip
+    assert torch.equal(fn(gaussian_denoiser, x, grid, disable=True, beta=(1.0,) * steps),
+                       fn(gaussian_denoiser, x, grid, disable=True, beta=1.0))  # fmt: skip
+    # the first step and the step to σ = 0 take no momentum: their entries change nothing
+    unused = [0.3] + [0.7] * (steps - 2) + [0.3]
+    assert torch.equal(fn(gaussian_denoiser, x, grid, disable=True, beta=unused),
+                       fn(gaussian_denoiser, x, grid, disable=True, beta=0.7))  # fmt: skip
+    # β at one step only: the trajectory equals plain DPM-Solver++ up to that step, then departs
+    seen: dict[str, list[torch.Tensor]] = {"plain": [], "one": []}
+    one = [1.0] * steps
+    one[4] = 0.5
+    for key, beta in (("plain", 1.0), ("one", one)):
+        fn(gaussian_denoiser, x, grid, disable=True, beta=beta,
+           callback=lambda info, key=key: seen[key].append(info["x"].clone()))  # fmt: skip
+    for i, (a, b) in enumerate(zip(seen["plain"], seen["one"], strict=True)):
+        assert torch.equal(a, b) == (i <= 4), i  # x_5 is the first state after the damped step 4
