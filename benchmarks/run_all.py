@@ -23,6 +23,7 @@ from pathlib import Path
 SUITES: dict[str, tuple[str, bool]] = {
     "samplers": ("benchmarks.bench_samplers", False),
     "peers-samplers": ("benchmarks.bench_peers_samplers", False),
+    "karras-probe": ("benchmarks.karras_momentum_probe", False),
     "overhead": ("benchmarks.bench_overhead", True),
     "guidance": ("benchmarks.bench_guidance", True),
     "peers-guidance": ("benchmarks.bench_peers_guidance", False),

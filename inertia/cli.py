@@ -41,6 +41,7 @@ from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPL
 BENCH_SUITES = {
     "samplers": "benchmarks.bench_samplers",
     "peers-samplers": "benchmarks.bench_peers_samplers",
+    "karras-probe": "benchmarks.karras_momentum_probe",
     "overhead": "benchmarks.bench_overhead",
     "guidance": "benchmarks.bench_guidance",
     "peers-guidance": "benchmarks.bench_peers_guidance",

@@ -39,7 +39,7 @@ def test_unknown_suites_are_refused(only: str, capsys):
         run_all.main(["--only", only])
     assert exit_info.value.code == 2
     assert (
-        "--only takes names from samplers, peers-samplers, overhead, guidance, peers-guidance, attention, peers-caches, decoding, peers-decoding, lm-attention, ui"
+        "--only takes names from samplers, peers-samplers, karras-probe, overhead, guidance, peers-guidance, attention, peers-caches, decoding, peers-decoding, lm-attention, ui"
         in capsys.readouterr().err
     )
 
