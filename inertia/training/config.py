@@ -68,6 +68,8 @@ class TrainConfig:
         lr: Peak AdamW learning rate.
         lr_warmup_steps: Linear learning-rate warm-up from 0 (then constant; the schedule ignores ``max_steps``, so a
             finished run can be extended by resuming with a larger ``max_steps``).
+        lr_decay_from: If set, the learning rate falls linearly from ``lr`` at this step to 0 at ``max_steps`` (an
+            annealing phase, e.g. when resuming a constant-rate run for a last stretch); ``None`` = no decay.
         weight_decay: AdamW weight decay.
         adam_betas: AdamW betas.
         max_grad_norm: Gradient-norm clip; ``None`` = no clipping.
@@ -106,6 +108,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 5e-4
     lr_warmup_steps: int = 200
+    lr_decay_from: int | None = None
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float | None = 1.0
@@ -184,12 +187,17 @@ class TrainConfig:
             )
         number("lr", 0.0, open_low=True)
         integer("lr_warmup_steps", 0)
+        integer("lr_decay_from", 0, allow_none=True)
         number("weight_decay", 0.0, open_low=False)
         betas = self.adam_betas
         if not isinstance(betas, tuple | list) or len(betas) != 2 or not all(is_num(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"`adam_betas` must be two numbers in [0, 1), got {betas!r}.")
         number("max_grad_norm", 0.0, open_low=True, allow_none=True)
         integer("max_steps", 1)
+        if self.lr_decay_from is not None and self.lr_decay_from >= self.max_steps:
+            raise ValueError(
+                f"`lr_decay_from` must be below `max_steps` ({self.max_steps}) or None, got {self.lr_decay_from!r}."
+            )
         number("cond_drop_prob", 0.0, 1.0, open_low=False)
         number("ema_halflife_kimg", 0.0, open_low=True)
         number("ema_rampup_ratio", 0.0, open_low=True, allow_none=True)
@@ -265,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch over all processes")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps)
+    p.add_argument(
+        "--lr-decay-from", type=int, default=d.lr_decay_from, help="linear decay to 0 from this step to --max-steps"
+    )
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--max-grad-norm", type=_none_or(float), default=d.max_grad_norm)
     p.add_argument("--max-steps", type=int, default=d.max_steps)

@@ -119,10 +119,13 @@ class _LossModule(nn.Module):
 
 
 def _lr_at(config: TrainConfig, step: int) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up to ``lr``, then constant."""
-    if config.lr_warmup_steps == 0:
-        return config.lr
-    return config.lr * min(1.0, (step + 1) / config.lr_warmup_steps)
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up to ``lr``, constant, optional linear decay."""
+    warmup = 1.0 if config.lr_warmup_steps == 0 else min(1.0, (step + 1) / config.lr_warmup_steps)
+    if config.lr_decay_from is None or step < config.lr_decay_from:
+        return config.lr * warmup
+    # step lr_decay_from trains at the full rate, the last step (max_steps - 1) at lr / (max_steps - lr_decay_from)
+    remaining = (config.max_steps - step) / (config.max_steps - config.lr_decay_from)
+    return config.lr * warmup * remaining
 
 
 # ----------------------------------------------------------------------------------------------------------------

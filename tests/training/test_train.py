@@ -205,6 +205,8 @@ def test_wall_clock_budget_stops_and_checkpoints(tmp_path):
         ("max_minutes", 0),
         ("resume", "/nonexistent/checkpoint-3"),
         ("adam_betas", (0.9, 1.0)),
+        ("lr_decay_from", -1),
+        ("lr_decay_from", 6),  # tiny_config trains 6 steps: the decay must start before the end
     ],
 )
 def test_bad_config_raises_naming_the_field(tmp_path, field, value):
@@ -226,6 +228,16 @@ def test_batch_size_must_divide_over_processes(tmp_path):
     with pytest.raises(ValueError, match=r"`batch_size` must be divisible by the number of processes \(2\), got 7"):
         tiny_config(tmp_path, batch_size=7).validate(num_processes=2)
     tiny_config(tmp_path, batch_size=8).validate(num_processes=2)
+
+
+def test_lr_schedule_warmup_constant_and_linear_decay():
+    from inertia.training.train import _lr_at
+
+    cfg = TrainConfig(lr=1e-3, lr_warmup_steps=2, max_steps=10, lr_decay_from=6)
+    rates = [_lr_at(cfg, step) for step in range(10)]
+    assert rates[:6] == [5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3]
+    assert rates[6:] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])  # (10 - step) / (10 - 6) of the peak
+    assert [_lr_at(TrainConfig(lr=1e-3, lr_warmup_steps=0, max_steps=10), s) for s in (0, 9)] == [1e-3, 1e-3]
 
 
 def test_fdm_warmup_default():
