@@ -37,6 +37,8 @@ ARMS = ("vp", "fdm")
 WINDOW = 3
 """Evaluations averaged into each smoothed FD-digits value (the last 500 steps on the default 250-step grid)."""
 FLAT = 0.1
+SPEED_FACTORS = (2.0, 1.25, 1.0)
+"""Quality levels for :func:`speed_ratios`, as multiples of VP's final smoothed FD-digits."""
 """A curve whose smoothed FD fell by less than this fraction over its last quarter counts as flat."""
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "fdm_study.png"
 
@@ -93,6 +95,36 @@ def steps_to_match(baseline: list[tuple[int, float, float]], other: list[tuple[i
     }
 
 
+def first_reach(curve: list[tuple[int, float, float]], target: float) -> int | None:
+    """The first step at which the smoothed FD-digits of ``curve`` is at or below ``target`` (None: never)."""
+    return next((step for step, fd in smoothed(curve) if fd <= target), None)
+
+
+def speed_ratios(vp: list[tuple[int, float, float]], fdm: list[tuple[int, float, float]]) -> dict[str, Any]:
+    """Steps each arm needs to reach ``factor`` x VP's final smoothed FD-digits, and FDM's / VP's, per factor.
+
+    Once VP's curve is flat it reaches its own final value long before its last step, so "FDM's steps / VP's final
+    step" shrinks with the budget; these ratios compare the two arms' times to the same quality instead.
+    """
+    target = smoothed(vp)[-1][1]
+    out = {}
+    for factor in SPEED_FACTORS:
+        vp_step, fdm_step = first_reach(vp, factor * target), first_reach(fdm, factor * target)
+        ratio = None if vp_step is None or fdm_step is None else fdm_step / vp_step
+        out[f"{factor:g}"] = {"vp_step": vp_step, "fdm_step": fdm_step, "ratio": ratio}
+    return out
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (NaN for one value), minimum and maximum."""
+    return {
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else math.nan,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
 def last_quarter_gain(curve: list[tuple[int, float, float]]) -> float:
     """How much the smoothed FD-digits still fell over the last quarter of the run, relative to its final value.
 
@@ -114,17 +146,19 @@ def summarise(root: Path, seeds: Sequence[int]) -> dict[str, Any]:
             per_seed[seed] = {
                 "curves": curves,
                 "last_quarter_gain": gains,
+                "speed": speed_ratios(curves["vp"], curves["fdm"]),
                 **steps_to_match(curves["vp"], curves["fdm"]),
             }
     ratios = [r["ratio"] for r in per_seed.values() if r["ratio"] is not None]
     summary: dict[str, Any] = {"seeds": per_seed, "ratios": ratios, "not_reached": len(per_seed) - len(ratios)}
     if ratios:
-        summary.update(
-            mean=statistics.mean(ratios),
-            std=statistics.stdev(ratios) if len(ratios) > 1 else math.nan,
-            min=min(ratios),
-            max=max(ratios),
-        )
+        summary.update(spread(ratios))
+    speed = {}
+    for factor in SPEED_FACTORS:
+        key = f"{factor:g}"
+        values = [r["speed"][key]["ratio"] for r in per_seed.values() if r["speed"][key]["ratio"] is not None]
+        speed[key] = spread(values) if values else None
+    summary["speed"] = speed
     return summary
 
 
@@ -161,26 +195,52 @@ def report(summary: dict[str, Any]) -> str:
         ]
     elif summary["seeds"]:
         lines += ["", "FDM never reached VP's final FD-digits in this budget."]
+    if summary["seeds"]:
+        factors = [f"{f:g}" for f in SPEED_FACTORS]
+        lines += [
+            "",
+            "Steps to the same quality (smoothed FD-digits at most the factor x VP's final), VP / FDM steps (FDM / VP):",
+            "",
+            "| seed | " + " | ".join(f"{f}x VP's final FD" for f in factors) + " |",
+            "|---:|" + "---|" * len(factors),
+        ]
+        for seed, r in summary["seeds"].items():
+            cells = []
+            for f in factors:
+                cell = r["speed"][f]
+                ratio = "-" if cell["ratio"] is None else f"{cell['ratio']:.2f}"
+                cells.append(f"{cell['vp_step'] or 'never'} / {cell['fdm_step'] or 'never'} ({ratio})")
+            lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+        means = [
+            "-"
+            if summary["speed"][f] is None
+            else f"**{summary['speed'][f]['mean']:.2f}** "
+            f"(std {summary['speed'][f]['std']:.2f}, {summary['speed'][f]['min']:.2f}-{summary['speed'][f]['max']:.2f})"
+            for f in factors
+        ]
+        lines.append("| mean FDM / VP | " + " | ".join(means) + " |")
     return "\n".join(lines) + "\n"
 
 
 def figure(summary: dict[str, Any], path: Path = FIGURE) -> Path:
-    """FD-digits vs steps for both arms: the median over seeds, with the range as a band."""
+    """FD-digits and class accuracy vs steps for both arms: the median over seeds, with the range as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig, (fd_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10.0, 4.0), dpi=120)
     for arm, colour in zip(ARMS, ("tab:blue", "tab:orange"), strict=True):
         curves = [r["curves"][arm] for r in summary["seeds"].values()]
         steps = sorted(set.intersection(*({s for s, _, _ in c} for c in curves))) if curves else []
-        by_step = [[fd for c in curves for s, fd, _ in c if s == step] for step in steps]
-        axis.plot(steps, [statistics.median(v) for v in by_step], color=colour, label=f"{arm.upper()} (median)")
-        axis.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], color=colour, alpha=0.2)
-    axis.set(xlabel="training step", ylabel="FD-digits (lower is better)", yscale="log")
-    axis.set_title(f"FDM vs VP, {len(summary['seeds'])} seeds per arm (band: range over seeds)")
-    axis.legend()
+        for axis, column in ((fd_axis, 1), (accuracy_axis, 2)):
+            by_step = [[point[column] for c in curves for point in c if point[0] == step] for step in steps]
+            axis.plot(steps, [statistics.median(v) for v in by_step], color=colour, label=f"{arm.upper()} (median)")
+            axis.fill_between(steps, [min(v) for v in by_step], [max(v) for v in by_step], color=colour, alpha=0.2)
+    fd_axis.set(xlabel="training step", ylabel="FD-digits (lower is better)", yscale="log")
+    accuracy_axis.set(xlabel="training step", ylabel="class accuracy", ylim=(0.0, 1.02))
+    fig.suptitle(f"FDM vs VP, {len(summary['seeds'])} seeds per arm (band: range over seeds)")
+    fd_axis.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

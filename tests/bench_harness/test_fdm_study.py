@@ -32,7 +32,17 @@ def test_steps_to_match_over_seeds(tmp_path) -> None:
     assert summary["mean"] == pytest.approx(0.875) and summary["std"] == pytest.approx(0.1767767, rel=1e-6)
     # VP's smoothed FD still fell from 3.0 (step 300) to 2.1667 over the last quarter: 38%, not flat
     assert summary["seeds"][0]["last_quarter_gain"]["vp"] == pytest.approx(0.8333 / 2.1667, rel=1e-3)
+    # the same quality for both arms: 2x, 1.25x and 1x VP's final smoothed FD (4.33, 2.71, 2.17)
+    speed = summary["seeds"][0]["speed"]
+    assert [(speed[f]["vp_step"], speed[f]["fdm_step"]) for f in ("2", "1.25", "1")] == [
+        (100, 100),
+        (400, 200),
+        (400, 300),
+    ]
+    assert summary["speed"]["1.25"]["mean"] == pytest.approx(0.5)  # seeds 0 and 1 both at 200 of VP's 400
+    assert summary["seeds"][2]["speed"]["1"]["ratio"] is None
     text = fdm_study.report(summary)
+    assert "| 0 | 100 / 100 (1.00) | 400 / 200 (0.50) | 400 / 300 (0.75) |" in text
     assert "| 2 | 400 | 2.167 | not reached | - |" in text and "mean **0.88x** over 2 seeds" in text
     assert "not reached in 1 seed(s)" in text and "**Not every curve is flat**" in text
     figure = fdm_study.figure(summary, tmp_path / "curves.png")
