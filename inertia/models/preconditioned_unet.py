@@ -33,6 +33,10 @@ TINY_CONFIG: dict[str, Any] = {
 }
 """UNet settings of :meth:`PreconditionedUNet.tiny` (about 75k parameters; for tests)."""
 
+TIME_CONDITIONINGS = ("default", "scale_shift")
+"""How each ResNet block takes the time + class embedding: ``"default"`` adds it to the features, ``"scale_shift"``
+scales and shifts the normalised features with it (adaptive group norm, Dhariwal & Nichol 2021, Sec. 3)."""
+
 
 class PreconditionedUNet(ModelMixin, ConfigMixin):
     """ε-prediction front end for a ``UNet2DModel`` trained with ``"vp"``, ``"edm"`` or ``"fdm"`` preconditioning.
@@ -63,6 +67,8 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
         num_class_embeds: Number of class embeddings including the null label (11: digits 0-9 + null), or ``None``
             for an unconditional model.
         dropout: ResNet dropout.
+        resnet_time_scale_shift: How the ResNets take the time + class embedding, one of
+            :data:`TIME_CONDITIONINGS` (``UNet2DModel``'s argument of the same name).
 
     Example:
         >>> import torch
@@ -97,6 +103,7 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
         attention_head_dim: int = 8,
         num_class_embeds: int | None = 11,
         dropout: float = 0.0,
+        resnet_time_scale_shift: str = "default",
     ) -> None:
         super().__init__()
         # validates preconditioning / fdm_base / fdm_multiplier / sigma_data with a ValueError naming each
@@ -113,6 +120,10 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
         ):
             raise ValueError(
                 f"`num_class_embeds` must be None or an integer in [2, inf) (classes + null label), got {num_class_embeds!r}."
+            )
+        if resnet_time_scale_shift not in TIME_CONDITIONINGS:
+            raise ValueError(
+                f"`resnet_time_scale_shift` must be one of {TIME_CONDITIONINGS}, got {resnet_time_scale_shift!r}."
             )
         bad = [c for c in block_out_channels if c % norm_num_groups]
         if bad:
@@ -133,6 +144,7 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
             num_class_embeds=num_class_embeds,
             class_embed_type=None,
             dropout=dropout,
+            resnet_time_scale_shift=resnet_time_scale_shift,
         )
 
     @classmethod

@@ -38,11 +38,21 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
     },
+    "small-32-adagn": {
+        "block_out_channels": (32, 64, 64),
+        "layers_per_block": 1,
+        "norm_num_groups": 16,
+        "attention_head_dim": 8,
+        "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        "resnet_time_scale_shift": "scale_shift",
+    },
 }
 """UNet settings per ``model_size``: ``"tiny"`` (~75k parameters, tests), ``"small"`` (~1.17M, the 16x16 model:
 channels (32, 64, 64), self-attention at the two lower resolutions, 8x8 and 4x4 at 16x16) and ``"small-32"`` (the
 same channels with self-attention at the lowest resolution only, 8x8 at 32x32: about 0.9 s instead of 1.4 s per
-batch-64 step on two CPU cores)."""
+batch-64 step on two CPU cores); ``"small-32-adagn"`` is ``"small-32"`` with the time and class embedding applied
+as a scale and shift of the normalised features (adaptive group norm) instead of added to them."""
 
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 

@@ -151,11 +151,27 @@ def test_training_loss(models) -> None:
         ({"norm_num_groups": 3}, "norm_num_groups"),
         ({"beta_schedule": "cosine"}, "beta_schedule"),
         ({"num_class_embeds": 1}, "num_class_embeds"),
+        ({"resnet_time_scale_shift": "film"}, "resnet_time_scale_shift"),
     ],
 )
 def test_bad_config_raises(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         PreconditionedUNet.tiny(**kwargs)
+
+
+def test_adaptive_group_norm_round_trips(tmp_path) -> None:
+    """``resnet_time_scale_shift="scale_shift"`` reaches every ResNet (2x wider embedding projection) and is saved."""
+    torch.manual_seed(0)
+    model = PreconditionedUNet.tiny(preconditioning="vp", resnet_time_scale_shift="scale_shift").eval()
+    resnets = [m for m in model.unet.modules() if type(m).__name__ == "ResnetBlock2D"]
+    assert resnets and all(r.time_embedding_norm == "scale_shift" for r in resnets)
+    assert all(r.time_emb_proj.out_features == 2 * r.conv2.out_channels for r in resnets)
+    model.save_pretrained(tmp_path)
+    loaded = PreconditionedUNet.from_pretrained(tmp_path).eval()
+    x = _x()
+    with torch.no_grad():
+        assert torch.equal(model(x, 500, class_labels=3).sample, loaded(x, 500, class_labels=3).sample)
+    assert loaded.config.resnet_time_scale_shift == "scale_shift"
 
 
 def test_bad_call_raises(models) -> None:

@@ -17,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from inertia.models.preconditioned_unet import PreconditionedUNet
+from inertia.training.config import MODEL_PRESETS
 from inertia.training.ema import EMA
 from inertia.training.train import (
     TrainConfig,
@@ -238,6 +240,15 @@ def test_lr_schedule_warmup_constant_and_linear_decay():
     assert rates[:6] == [5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3]
     assert rates[6:] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])  # (10 - step) / (10 - 6) of the peak
     assert [_lr_at(TrainConfig(lr=1e-3, lr_warmup_steps=0, max_steps=10), s) for s in (0, 9)] == [1e-3, 1e-3]
+
+
+@pytest.mark.parametrize("size", sorted(MODEL_PRESETS))
+def test_every_model_size_builds_its_unet(size):
+    """Each ``--model-size`` preset is a valid PreconditionedUNet config (AdaGN only where the name says so)."""
+    model = PreconditionedUNet(**TrainConfig(model_size=size, resolution=32, preconditioning="vp").unet_config())
+    assert model.unet.config.sample_size == 32
+    want = "scale_shift" if size.endswith("-adagn") else "default"
+    assert model.unet.config.resnet_time_scale_shift == want
 
 
 def test_fdm_warmup_default():
