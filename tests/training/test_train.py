@@ -298,6 +298,15 @@ def _tiny_pipe():
     return build_pipeline(PreconditionedUNet.tiny())
 
 
+def test_saved_scheduler_config_turns_ddim_clipping_off():
+    """DDIM/DDPM swapped in by ``from_config`` must not clip x0 (their class default): the config carries the flag."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    scheduler = _tiny_pipe().scheduler
+    assert isinstance(scheduler, DPMSolverMultistepScheduler) and scheduler.config.clip_sample is False
+    assert DDIMScheduler.from_config(scheduler.config).config.clip_sample is False
+
+
 def test_default_evaluate_without_metrics_module_warns_once(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "_missing_digit_metrics", None)  # import fails
     evaluate = make_default_evaluate(
