@@ -79,7 +79,9 @@ def test_ddim_preset_keeps_the_digits_at_high_guidance(named) -> None:
         assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.scheduler.config.clip_sample is False
         digits = list(range(10)) * 2
         generators = [torch.Generator().manual_seed(100000 + i) for i in range(len(digits))]
-        images = pipe(digits, num_inference_steps=20, guidance_scale=7.5, generator=generators, output_type="pt").images
+        images = pipe(
+            digits, num_inference_steps=20, guidance_scale=7.5, generator=generators, output_type="pt"
+        ).images
         agree = (predict_digits(images) == torch.tensor(digits)).float().mean().item()
         assert agree >= (0.9 if name == "digits" else 0.8), f"DDIM at w 7.5 draws only {agree:.0%} of the digits"
     finally:
