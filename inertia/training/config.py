@@ -20,33 +20,24 @@ from inertia.training.digits_data import NUM_CLASSES
 
 __all__ = ["MIXED_PRECISIONS", "MODEL_PRESETS", "TrainConfig", "build_parser"]
 
+_SMALL: dict[str, Any] = {
+    "block_out_channels": (32, 64, 64),
+    "layers_per_block": 1,
+    "norm_num_groups": 16,
+    "attention_head_dim": 8,
+    "down_block_types": ("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+    "up_block_types": ("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+}
+_SMALL_32: dict[str, Any] = {
+    **_SMALL,
+    "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+    "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+}
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"block_out_channels": (8, 16, 16), "layers_per_block": 1, "norm_num_groups": 4, "attention_head_dim": 8},
-    "small": {
-        "block_out_channels": (32, 64, 64),
-        "layers_per_block": 1,
-        "norm_num_groups": 16,
-        "attention_head_dim": 8,
-        "down_block_types": ("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-        "up_block_types": ("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-    },
-    "small-32": {
-        "block_out_channels": (32, 64, 64),
-        "layers_per_block": 1,
-        "norm_num_groups": 16,
-        "attention_head_dim": 8,
-        "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-        "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-    },
-    "small-32-adagn": {
-        "block_out_channels": (32, 64, 64),
-        "layers_per_block": 1,
-        "norm_num_groups": 16,
-        "attention_head_dim": 8,
-        "down_block_types": ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-        "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        "resnet_time_scale_shift": "scale_shift",
-    },
+    "small": _SMALL,
+    "small-32": _SMALL_32,
+    "small-32-adagn": {**_SMALL_32, "resnet_time_scale_shift": "scale_shift"},
 }
 """UNet settings per ``model_size``: ``"tiny"`` (~75k parameters, tests), ``"small"`` (~1.17M, the 16x16 model:
 channels (32, 64, 64), self-attention at the two lower resolutions, 8x8 and 4x4 at 16x16) and ``"small-32"`` (the
