@@ -88,6 +88,9 @@ def _check(args: argparse.Namespace) -> None:
         ("--calibration-steps", args.calibration_steps, 20, 10**5),
         ("--decay-fraction", args.decay_fraction, 0.0, 1.0),
         ("--images", args.images, 10, 100000),
+        ("--ema-halflife-kimg", args.ema_halflife_kimg, 0.01, 10000),
+        ("--seed", args.seed, 0, 2**31 - 1),
+        ("--score-seconds", args.score_seconds, 0, 3600),
     ]
     for name, value, low, high in checks:
         if not low <= value <= high:

@@ -40,6 +40,9 @@ def test_seconds_per_step_is_the_median_after_the_first_steps(tmp_path) -> None:
         (["--model-size", "huge"], "--model-size must be one of"),
         (["--decay-fraction", "1.5"], "--decay-fraction must be in"),
         (["--max-steps", "100"], "--max-steps must be in"),
+        (["--ema-halflife-kimg", "0"], "--ema-halflife-kimg must be in"),
+        (["--seed", "-1"], "--seed must be in"),
+        (["--score-seconds", "-5"], "--score-seconds must be in"),
     ],
 )
 def test_bad_input_is_named_before_any_work(argv, message, tmp_path, monkeypatch) -> None:
