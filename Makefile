@@ -68,8 +68,8 @@ test: setup browser k-diffusion-wheel
 
 # The host-contract tests on the newest releases pyproject.toml allows, in a fresh environment (torch stays the CPU
 # wheel: it is not what drifts under us). Prints the versions it tested.
-LATEST_TESTS := tests/samplers tests/guidance tests/attention tests/decoders tests/pipelines tests/ui \
-	tests/test_readme.py tests/test_cli.py tests/test_cli_first_contact.py tests/test_tiny_pipelines.py tests/pipelines_2026 \
+LATEST_TESTS := tests/adapters tests/core tests/pipelines tests/ui tests/test_readme.py tests/test_cli.py \
+	tests/test_cli_first_contact.py tests/test_tiny_pipelines.py tests/test_saved_pipelines.py tests/test_layering.py \
 	inertia
 test-latest: browser k-diffusion-wheel
 	rm -rf $(LATEST)

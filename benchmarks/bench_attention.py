@@ -57,7 +57,7 @@ from inertia.attention import (
     get_momentum_attention_tracker,
     remove_momentum_attention,
 )
-from inertia.attention.rules import (
+from inertia.core.attention.rules import (
     TensorState,
     extrapolate_observe,
     extrapolate_predict,

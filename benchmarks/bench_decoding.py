@@ -252,7 +252,7 @@ def forward_costs(
     """
     from transformers import DynamicCache
 
-    from inertia.decoders.generation import cache_argument
+    from inertia.adapters.transformers.generate_checks import cache_argument
 
     prompt = load_prompts()[0]["prompt"]
     ids = tokenizer([prompt], return_tensors="pt")["input_ids"]

@@ -66,6 +66,7 @@ from benchmarks.guidance_grid import (
     report,
     tuning_table,
 )
+from inertia.data.digits import load_digits_rgb, to_unit_range
 from inertia.guidance import APG, HiGS, apply_guidance, remove_guidance
 from inertia.metrics import (
     class_accuracy,
@@ -75,7 +76,6 @@ from inertia.metrics import (
     real_colour_stats,
     real_fd_baseline,
 )
-from inertia.training.digits_data import load_digits_rgb, to_unit_range
 
 __all__ = ["bootstrap_ratio", "features", "main", "measure_overhead", "run_grid", "sample", "tune"]
 

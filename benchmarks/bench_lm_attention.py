@@ -1,7 +1,7 @@
 """Dai et al.'s momentum attention on the embedded SmolLM2-135M, training-free: perplexity and decode cost.
 
 - **Perplexity** on held-out news text (the last ``--articles`` of the 300 articles of gensim's Lee corpus,
-  :mod:`inertia.training.text_corpora`, each cut to ``--tokens`` tokens) for every (η, λ) of the grid against plain SDPA, with
+  :mod:`inertia.data.text_corpora`, each cut to ``--tokens`` tokens) for every (η, λ) of the grid against plain SDPA, with
   paired per-article differences of the mean negative log-likelihood: the ratio of perplexities and a 95% confidence
   interval of it (normal approximation over articles).
 - **In-context accuracy** (the paper's other claim), bias-calibrated: ``--shots``-shot prompts on two tasks built
@@ -86,7 +86,7 @@ def fewshot_tasks(shots: int, test_size: int, seed: int = 0) -> dict[str, dict[s
     """Two labelled tasks: demonstrations (``shots`` per task, balanced) and test examples, from offline text."""
     import random
 
-    from inertia.training.text_corpora import lee_background, pang_lee_polarity
+    from inertia.data.text_corpora import lee_background, pang_lee_polarity
 
     rng = random.Random(seed)
     reviews = pang_lee_polarity()
@@ -145,7 +145,7 @@ def decode_cost(model: Any, tokenizer: Any, text: str, context: int, steps: int)
     """Prefill seconds for ``context`` tokens and the median seconds of one cached decode step at batch 1."""
     from transformers import DynamicCache
 
-    from inertia.decoders.generation import cache_argument
+    from inertia.adapters.transformers.generate_checks import cache_argument
 
     ids = tokenizer(text, return_tensors="pt")["input_ids"]
     ids = ids.repeat(1, context // ids.shape[1] + 1)[:, :context].to(model.device)
@@ -167,9 +167,12 @@ def decode_cost(model: Any, tokenizer: Any, text: str, context: int, steps: int)
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement of the benchmark (see the module docstring)."""
-    from inertia.attention.lm import disable_lm_momentum_attention, enable_lm_momentum_attention
+    from inertia.adapters.transformers.attention_interface import (
+        disable_lm_momentum_attention,
+        enable_lm_momentum_attention,
+    )
+    from inertia.data.text_corpora import lee_background
     from inertia.pipelines.text import load_text_model
-    from inertia.training.text_corpora import lee_background
 
     torch.set_num_threads(args.threads)
     model, tokenizer = load_text_model(device="cpu")

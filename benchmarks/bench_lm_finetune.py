@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Trains both arms one after the other and scores each fine-tuned model."""
     import torch
 
+    from inertia.data.text_corpora import lee_background
     from inertia.pipelines.text import load_text_model
     from inertia.training.lm_momentum import LMFinetuneConfig, finetune
-    from inertia.training.text_corpora import lee_background
 
     torch.set_num_threads(args.threads)
     articles = lee_background()

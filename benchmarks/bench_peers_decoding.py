@@ -9,7 +9,7 @@ as the stochastic reference.
 Two prompt sets, each continued by exactly ``--max-new-tokens`` tokens (eos banned with ``min_new_tokens``):
 
 * **(a) news**: gensim's ``lee_background.cor`` (300 Australian news articles, read from the gensim wheel; see
-  :mod:`inertia.training.text_corpora`). Each article is cut after its last whole sentence within the first
+  :mod:`inertia.data.text_corpora`). Each article is cut after its last whole sentence within the first
   ``prompt_tokens`` (48) SmolLM2 tokens (at least 16; else after 48 tokens); the article's next ``max_new_tokens``
   tokens are the human continuation. Articles too short for both are skipped; every fifth usable article is kept
   for ``--tune`` and never reported.
@@ -479,7 +479,7 @@ def main(
     else:
         model, tokenizer = loader()
     if articles is None:
-        from inertia.training.text_corpora import lee_background
+        from inertia.data.text_corpora import lee_background
 
         articles = lee_background()
     log(f"model and corpus loaded in {time.perf_counter() - start:.1f} s")

@@ -178,8 +178,8 @@ class FunctionPeer:
 
 def function_peers(grids: Sequence[str] = GRIDS) -> list[FunctionPeer]:
     """k-diffusion's samplers and inertia's k-diffusion-style HB-DPM-Solver++ functions on every grid."""
+    from inertia.core.samplers.beta_policy import recommended_beta
     from inertia.k_diffusion import sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
-    from inertia.samplers.recommend import recommended_beta
 
     peers = []
     for grid in grids:

@@ -43,12 +43,12 @@ from typing import Any
 
 import torch
 
+from inertia.core.presets.models import read_model_presets, write_model_presets
 from inertia.guidance import APG
 from inertia.metrics import class_accuracy, colour_stats, fd_digits, real_fd_baseline
 from inertia.pipelines.display import display_factor, enlarge
 from inertia.pipelines.image import load_image_pipeline
 from inertia.pipelines.limits import check_image_model_name, pipeline_class_name
-from inertia.pipelines.model_presets import read_model_presets, write_model_presets
 from inertia.pipelines.presets import (
     ATTENTION_PRESETS,
     GUIDANCE_PRESETS,

@@ -1,7 +1,7 @@
 """The human reference of the decoding-vs-peers benchmark: news prompts with their true continuations, and MAUVE.
 
 * :func:`lee_items` cuts the articles of gensim's ``lee_background.cor`` (read offline from the gensim wheel, see
-  :mod:`inertia.training.text_corpora`) into a prompt and the article's own next tokens;
+  :mod:`inertia.data.text_corpora`) into a prompt and the article's own next tokens;
   :func:`split_lee` keeps every fifth usable article apart for tuning.
 * :func:`mauve_table` scores generated continuations against the human ones with MAUVE (Pillutla et al., *MAUVE:
   Measuring the Gap Between Neural Text and Human Text using Divergence Frontiers*, NeurIPS 2021; the ``mauve-text``

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from inertia.data.digits import DigitsDataset, load_digits_rgb, to_unit_range
 from inertia.metrics.digits import CONFIG_FILENAME, WEIGHTS_FILENAME, DigitClassifier
-from inertia.training.digits_data import DigitsDataset, load_digits_rgb, to_unit_range
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "inertia" / "metrics" / "classifier_weights"
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             "augmentations_per_image": args.augmentations_per_image,
             "batch_size": args.batch_size,
             "lr": args.lr,
-            "data": "inertia.training.digits_data train split, resolution 16, augment_on_the_fly=True",
+            "data": "inertia.data.digits train split, resolution 16, augment_on_the_fly=True",
             "threads": 1,
             "torch": torch.__version__,
             "python": platform.python_version(),

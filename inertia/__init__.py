@@ -1,7 +1,7 @@
 """inertia: momentum-based sampling, guidance and decoding for diffusers and transformers.
 
 Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.guidance` (APG, HiGS), `inertia.attention` (momentum
-attention), `inertia.decoders` (momentum decoding, contrastive search), `inertia.metrics`, `inertia.diffusion`
+attention), `inertia.decoders` (momentum decoding, contrastive search), `inertia.metrics`, `inertia.core.diffusion`
 (VP/EDM/FDM preconditioning and loss), `inertia.models`, `inertia.training` (digits data set, training recipe),
 `inertia.pipelines` (loaders, presets), `inertia.ui`, `inertia.cli`. The main classes are also importable from here,
 lazily, so that ``import inertia`` stays light.

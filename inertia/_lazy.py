@@ -30,3 +30,21 @@ def lazy_attributes(package: str, names: Mapping[str, str]) -> tuple[Callable[[s
         return sorted(names)
 
     return __getattr__, __dir__
+
+
+def alias_module(old: str, new: str) -> None:
+    """Makes the module ``old`` the very module ``new`` (``sys.modules[old] = new``): an old import path that keeps
+    working after its code moved, for saved pipelines (``model_index.json`` records module paths) and user code.
+
+    Call it as the only statement of the module at the old path: ``alias_module(__name__, "inertia.x.y")``. Its
+    attributes, classes and mock targets are then those of the new module.
+
+    Example:
+        >>> import sys
+        >>> import inertia.samplers.scheduling_momentum_plms as old
+        >>> old is sys.modules["inertia.adapters.diffusers.scheduling_momentum_plms"]
+        True
+    """
+    import sys
+
+    sys.modules[old] = importlib.import_module(new)

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
+from inertia.core.validation import check_range
 from inertia.pipelines.display import DISPLAY_SIZE, display_factor, enlarge
 from inertia.pipelines.limits import (
     IMAGE_SIDE_MULTIPLE,
@@ -32,11 +34,9 @@ from inertia.pipelines.limits import (
     MAX_STEPS,
     check_device_name,
     check_image_model_name,
-    check_range,
     check_text_model_name,
     is_digits_model,
 )
-from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
 
 BENCH_SUITES = {
     "samplers": "benchmarks.bench_samplers",
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument(
         "--model",
         default=None,
-        help="'digits' (the embedded 32x32 digits model, the default), 'digits-16' (the fast 16x16 one), "
+        help="'digits' (the embedded 32x32 digits model, the default), "
         "a diffusers directory or a hub id; $INERTIA_DIGITS_MODEL sets the default",
     )
     what = image.add_mutually_exclusive_group()
@@ -309,7 +309,7 @@ def check_image_args(args: argparse.Namespace) -> None:
 
 def check_text_args(args: argparse.Namespace) -> dict[str, Any]:
     """Every check of ``generate text`` that needs no model; returns the method's parameters."""
-    from inertia.attention.lm_config import parse_lm_attention
+    from inertia.core.lm_attention.config import parse_lm_attention
     from inertia.pipelines.text_generation import check_method
 
     check_device_name(args.device)

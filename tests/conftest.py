@@ -3,15 +3,17 @@
 `make test` runs pytest with two workers on two cores; one torch thread per worker avoids OpenMP oversubscription,
 which turns 0.1 s tiny-pipeline calls into 5-20 s ones on a busy machine.
 
-The suite's default embedded image model is the fast 16x16 one (``INERTIA_DIGITS_MODEL=digits-16``, inherited by
-the CLI subprocesses); tests of the 32x32 model name it (``"digits"``) or clear the variable.
+The suite's default digits model is the fast 16x16 one, a fixture outside the wheel (``INERTIA_DIGITS_MODEL`` set to
+``tests/fixtures/digits16``, inherited by the CLI subprocesses); tests of the shipped 32x32 model name it
+(``"digits"``) or clear the variable.
 """
 
 import os
 
 import torch
+from fixture_models import DIGITS16_DIR
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("INERTIA_DIGITS_MODEL", "digits-16")
+os.environ.setdefault("INERTIA_DIGITS_MODEL", str(DIGITS16_DIR))
 torch.set_num_threads(1)

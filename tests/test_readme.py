@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from tiny_pipelines import make_call_kwargs, make_pipeline, run
 
+from inertia.adapters.diffusers.denoiser import find_denoiser
+from inertia.adapters.diffusers.guidance_hook import guidance_hook
+from inertia.adapters.diffusers.private_api import hook_registry
 from inertia.attention import ROOT_HOOK_NAME
-from inertia.guidance.classic import find_denoiser, guidance_hook
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
@@ -25,10 +27,12 @@ def _dedent(code: str) -> str:
 
 
 def _installs_something(pipe) -> bool:
-    registry = getattr(find_denoiser(pipe), "_diffusers_hook", None)
+    registry = hook_registry(find_denoiser(pipe))
     attention = registry is not None and registry.get_hook(ROOT_HOOK_NAME) is not None
     return (
-        type(pipe.scheduler).__module__.startswith("inertia.samplers") or guidance_hook(pipe) is not None or attention
+        type(pipe.scheduler).__module__.startswith("inertia.adapters.diffusers")
+        or guidance_hook(pipe) is not None
+        or attention
     )
 
 

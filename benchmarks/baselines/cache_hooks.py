@@ -52,7 +52,7 @@ from benchmarks.baselines.caches import (
     taylor_predict,
     taylor_update,
 )
-from inertia.attention.targets import attention_kind, find_attention_modules
+from inertia.adapters.diffusers.attention_targets import attention_kind, find_attention_modules
 
 __all__ = [
     "LAYER_HOOK",

@@ -23,7 +23,7 @@ where diffusers' hook attaches (transformer blocks) both give the same outputs
   steps were skipped in a row. The ratios are calibrated once per model (`magnitude_ratio`).
 
 FasterCache's attention rule (Lv et al. 2024, arXiv 2410.19355, Eq. 7) is inertia's own ``first_order`` mode
-(:func:`inertia.attention.rules.first_order_predict`), which is tested against diffusers' hook already.
+(:func:`inertia.core.attention.rules.first_order_predict`), which is tested against diffusers' hook already.
 
 Example:
     >>> import torch

@@ -3,7 +3,7 @@
 A user at high guidance who does not use inertia reaches for one of diffusers' guiders (``diffusers.guiders``, modular
 pipelines only) or for ``guidance_rescale``. To compare on pipelines that are not modular (SD, SDXL, our
 ``DigitsPipeline``), each rule is written here from its paper, in the diffusers-native form ``D_u + w (D_c − D_u)``
-that the guiders use by default, and wrapped as a :class:`~inertia.guidance.config.Combiner` for
+that the guiders use by default, and wrapped as a :class:`~inertia.core.guidance.config.Combiner` for
 :func:`inertia.guidance.apply_guidance`. ``tests/bench_harness/baselines/test_guidance.py`` checks every rule against
 diffusers' own guider class on random tensors.
 
@@ -13,7 +13,7 @@ diffusers' own guider class on random tensors.
   2503.18886), §4: the optimized scale s* and zero-init.
 - :func:`diffusers_apg`: diffusers' ``AdaptiveProjectedGuidance`` (Sadat et al., ICLR 2025, arXiv 2410.02416, Alg. 1,
   in diffusers' form ``D_u + w U`` on the raw model output; inertia's ``APG`` uses the paper's ``D_c + (w − 1) U`` on
-  x0). Its momentum, clipping and projection are inertia's core :func:`~inertia.guidance.apg.apg_update`.
+  x0). Its momentum, clipping and projection are inertia's core :func:`~inertia.core.guidance.apg.apg_update`.
 - :func:`tangential_cfg`: Kwon et al., "TCFG: Tangential Damping Classifier-free Guidance" (CVPR 2025, arXiv
   2503.18137): the unconditional prediction keeps only its component along the first right-singular vector of
   ``[D_c; D_u]``.
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inertia.guidance.apg import apg_update, project
+from inertia.core.guidance.apg import apg_update, project
 
 SPACES = ("model_output", "x0")
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # Burt & Adelson's 5-tap kernel, / 16 per axis

@@ -3,7 +3,8 @@
 `MomentumAttention` configures the rule (``"extrapolate"`` skips attention on some steps and predicts its output
 with a heavy-ball extrapolation; ``"ema"`` and ``"heavy_ball"`` are experimental filters; ``"first_order"`` is
 FasterCache's rule, the baseline); `apply_momentum_attention` installs it on a pipeline's denoiser with diffusers
-model hooks and `remove_momentum_attention` takes it off again. See docs/methods/momentum-attention.md.
+model hooks (:mod:`inertia.adapters.diffusers.attention_hooks`; the rules are :mod:`inertia.core.attention`) and
+`remove_momentum_attention` takes it off again. See docs/methods/momentum-attention.md.
 
 Example:
     >>> from inertia.attention import MomentumAttention, apply_momentum_attention, remove_momentum_attention
@@ -13,16 +14,17 @@ Example:
     >>> # apply_momentum_attention(pipe, config); images = pipe(...).images; remove_momentum_attention(pipe)
 
 Momentum attention for *language models* (Dai et al. 2023: an EMA of the earlier value vectors added to each
-attention output) is a different method: :mod:`inertia.attention.lm` (``enable_lm_momentum_attention``, the
-``"inertia_lm_momentum"`` attention implementation). Names are imported on first use, so that the torch-free
-:mod:`inertia.attention.lm_config` loads without diffusers.
+attention output) is a different method: :mod:`inertia.adapters.transformers.attention_interface` (``enable_lm_momentum_attention``, the
+``"inertia_lm_momentum"`` attention implementation; the math in :mod:`inertia.core.lm_attention`). Names are imported on first use, so that
+the configs load without diffusers or transformers.
 """
 
 from inertia._lazy import lazy_attributes
 
 _NAMES = {
     **dict.fromkeys(
-        ("DEFAULTS", "EXPERIMENTAL_MODES", "MODES", "SKIP_MODES", "TARGETS", "MomentumAttention"), ".config"
+        ("DEFAULTS", "EXPERIMENTAL_MODES", "MODES", "SKIP_MODES", "TARGETS", "MomentumAttention"),
+        "inertia.core.attention.config",
     ),
     **dict.fromkeys(
         (
@@ -34,7 +36,7 @@ _NAMES = {
             "get_momentum_attention_tracker",
             "remove_momentum_attention",
         ),
-        ".hooks",
+        "inertia.adapters.diffusers.attention_hooks",
     ),
     **dict.fromkeys(
         (
@@ -46,14 +48,21 @@ _NAMES = {
             "first_order_predict",
             "heavy_ball_step",
         ),
-        ".rules",
+        "inertia.core.attention.rules",
     ),
-    "CallTracker": ".session",
-    **dict.fromkeys(("attention_kind", "find_attention_modules", "select_modules"), ".targets"),
+    "CallTracker": "inertia.core.attention.session",
     **dict.fromkeys(
-        ("LM_MOMENTUM_ATTENTION", "LMMomentumAttention", "LM_ATTENTION_PRESETS", "parse_lm_attention"), ".lm_config"
+        ("attention_kind", "find_attention_modules", "select_modules"),
+        "inertia.adapters.diffusers.attention_targets",
     ),
-    **dict.fromkeys(("enable_lm_momentum_attention", "disable_lm_momentum_attention"), ".lm"),
+    **dict.fromkeys(
+        ("LM_MOMENTUM_ATTENTION", "LMMomentumAttention", "LM_ATTENTION_PRESETS", "parse_lm_attention"),
+        "inertia.core.lm_attention.config",
+    ),
+    **dict.fromkeys(
+        ("enable_lm_momentum_attention", "disable_lm_momentum_attention"),
+        "inertia.adapters.transformers.attention_interface",
+    ),
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_attributes(__name__, _NAMES)

@@ -17,13 +17,12 @@ Example:
 from inertia._lazy import lazy_attributes
 
 _NAMES = {
-    "DEFAULT_RESISTANCE": ".momentum",
-    "RESISTANCE_PRESETS": ".momentum",
-    "MomentumDecodingLogitsProcessor": ".processor",
-    "contrastive_search": ".contrastive",
-    "momentum_decode": ".generation",
-    "repetition_levels": ".momentum",
+    "DEFAULT_RESISTANCE": "inertia.core.decoding.momentum",
+    "RESISTANCE_PRESETS": "inertia.core.decoding.momentum",
+    "MomentumDecodingLogitsProcessor": "inertia.adapters.transformers.logits_processor",
+    "contrastive_search": "inertia.adapters.transformers.contrastive_search",
+    "momentum_decode": "inertia.adapters.transformers.momentum_generate",
+    "repetition_levels": "inertia.core.decoding.momentum",
 }
 __all__ = sorted(_NAMES)
-__getattr__, __dir__ = lazy_attributes(__name__, _NAMES)  # imported on first use: `inertia.decoders.validation`
-# stays free of torch and transformers
+__getattr__, __dir__ = lazy_attributes(__name__, _NAMES)  # imported on first use: the math loads without transformers

@@ -2,9 +2,11 @@
 
 Every function has k-diffusion's signature ``sample_x(model, x, sigmas, extra_args=None, callback=None,
 disable=None, **options)``: ``model(x, sigma * s_in, **extra_args)`` returns the denoised x0, ``x`` starts at noise
-level ``sigmas[0]`` and ``sigmas`` is a decreasing 1-D tensor, usually ending in 0. They are a second adapter over the
-math core of the diffusers schedulers (:mod:`inertia.samplers.momentum`, :mod:`inertia.samplers.dpm_momentum`), so on
-the same sigmas they take the same steps as `MomentumDPMSolverMultistepScheduler` and `MomentumPLMSScheduler`.
+level ``sigmas[0]`` and ``sigmas`` is a decreasing 1-D tensor, usually ending in 0. They live in the k-diffusion adapter
+(:mod:`inertia.adapters.k_diffusion`) over the same math core as the diffusers schedulers
+(:mod:`inertia.core.samplers.plms_momentum`, :mod:`inertia.core.samplers.heavy_ball_dpm`), so on the same sigmas they
+take the same steps as `MomentumDPMSolverMultistepScheduler` and `MomentumPLMSScheduler`. Importing this package loads
+torch and our core, never diffusers or transformers.
 
 Example:
     >>> import torch
@@ -18,16 +20,13 @@ Example:
     True
 """
 
-from .dpm_solver import sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
-from .plms import sample_ghvb, sample_hb, sample_nt
-
-SAMPLERS = {
-    "hb_dpmpp_2m": sample_hb_dpmpp_2m,
-    "hb_dpmpp_3m": sample_hb_dpmpp_3m,
-    "hb": sample_hb,
-    "ghvb": sample_ghvb,
-    "nt": sample_nt,
-}
-"""The sampler functions by short name (k-diffusion's naming: the function is ``sample_<name>``)."""
+from inertia.adapters.k_diffusion import (
+    SAMPLERS,
+    sample_ghvb,
+    sample_hb,
+    sample_hb_dpmpp_2m,
+    sample_hb_dpmpp_3m,
+    sample_nt,
+)
 
 __all__ = ["SAMPLERS", "sample_ghvb", "sample_hb", "sample_hb_dpmpp_2m", "sample_hb_dpmpp_3m", "sample_nt"]

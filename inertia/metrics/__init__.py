@@ -13,7 +13,7 @@ Example:
     0.0
 """
 
-from .digits import (
+from inertia.metrics.digits import (
     CLASSIFIER_WEIGHTS_DIR,
     DigitClassifier,
     DigitClassifierWeightsNotFoundError,
@@ -26,8 +26,8 @@ from .digits import (
     real_colour_stats,
     real_fd_baseline,
 )
-from .divergence import SD_LATENT_MEAN, SD_LATENT_STD, magnitude_score
-from .text import (
+from inertia.metrics.divergence import SD_LATENT_MEAN, SD_LATENT_STD, magnitude_score
+from inertia.metrics.text import (
     CoherenceScorer,
     MiniLMNotFoundError,
     count_new_tokens,

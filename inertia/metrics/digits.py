@@ -1,7 +1,7 @@
 """Metrics for generated coloured digits: class accuracy, FD-digits and colour statistics.
 
 A small CNN, :class:`DigitClassifier`, is trained on the offline coloured digits of
-:mod:`inertia.training.digits_data` (recipe: ``python -m benchmarks.train_digit_classifier``) and its weights ship with
+:mod:`inertia.data.digits` (recipe: ``python -m benchmarks.train_digit_classifier``) and its weights ship with
 the package (``inertia/metrics/classifier_weights/``), so nothing is downloaded. On top of it:
 
 * :func:`predict_digits` / :func:`class_accuracy`: does a class-conditional sample show the digit it was asked for?
@@ -15,8 +15,8 @@ the package (``inertia/metrics/classifier_weights/``), so nothing is downloaded.
 :func:`colour_stats`) tensors in **[0, 1]**, NCHW, i.e. what ``DigitsPipeline(..., output_type="pt")`` returns.
 Larger square images whose side is a multiple of 16 (the 32x32 model's) are area-downsampled to 16x16 first, so the
 classifier and FD-digits judge every model at the resolution they were trained on.
-Data in [-1, 1] (the diffusion convention of :mod:`inertia.training.digits_data`) must be converted first with
-:func:`inertia.training.digits_data.to_unit_range`; values outside [0, 1] by more than :data:`RANGE_TOLERANCE` raise
+Data in [-1, 1] (the diffusion convention of :mod:`inertia.data.digits`) must be converted first with
+:func:`inertia.data.digits.to_unit_range`; values outside [0, 1] by more than :data:`RANGE_TOLERANCE` raise
 ``ValueError`` (values within the tolerance are clamped).
 
 Example:
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .frechet import frechet_distance
+from inertia.metrics.frechet import frechet_distance
 
 __all__ = [
     "CLASSIFIER_WEIGHTS_DIR",
@@ -233,7 +233,7 @@ def _check_images(images01: torch.Tensor, name: str = "images01", fixed_size: bo
     if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise ValueError(
             f"`{name}` must be in [0, 1] (tolerance {RANGE_TOLERANCE}), got values in [{lo:.4g}, {hi:.4g}]; "
-            "convert [-1, 1] images with inertia.training.digits_data.to_unit_range."
+            "convert [-1, 1] images with inertia.data.digits.to_unit_range."
         )
     x = x.clamp(0, 1)
     if fixed_size and shape[2] != RESOLUTION:  # larger images are judged at the classifier's size: area averages
@@ -318,7 +318,7 @@ def class_accuracy(images01: torch.Tensor, labels: torch.Tensor, classifier: Dig
         ValueError: on a wrong shape, range or dtype of ``images01`` or ``labels``.
 
     Example:
-        >>> from inertia.training.digits_data import load_digits_rgb, to_unit_range
+        >>> from inertia.data.digits import load_digits_rgb, to_unit_range
         >>> real = load_digits_rgb("holdout")
         >>> class_accuracy(to_unit_range(real.images), real.labels) > 0.95
         True
@@ -340,7 +340,7 @@ def _check_count(x: torch.Tensor, name: str) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=4)
 def _holdout_unit(seed: int, augmentations_per_image: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from inertia.training.digits_data import load_digits_rgb, to_unit_range
+    from inertia.data.digits import load_digits_rgb, to_unit_range
 
     split = load_digits_rgb(
         "holdout", resolution=RESOLUTION, seed=seed, augmentations_per_image=augmentations_per_image
@@ -390,7 +390,7 @@ def fd_digits(
         ValueError: on a wrong shape, dtype or range, or fewer than 2 images.
 
     Example:
-        >>> from inertia.training.digits_data import load_digits_rgb, to_unit_range
+        >>> from inertia.data.digits import load_digits_rgb, to_unit_range
         >>> train = to_unit_range(load_digits_rgb("train").images)
         >>> fd_digits(train) < fd_digits(torch.rand(500, 3, 16, 16))
         True

@@ -1,6 +1,6 @@
 """A class-conditional ``UNet2DModel`` trained with VP / EDM / FDM preconditioning, seen by diffusers as an ε-model.
 
-Host-adapter layer: the math lives in :mod:`inertia.diffusion.precond` and :mod:`inertia.diffusion.loss`. From the
+Host-adapter layer: the math lives in :mod:`inertia.core.diffusion.precond` and :mod:`inertia.core.diffusion.loss`. From the
 outside :class:`PreconditionedUNet` looks exactly like a ``UNet2DModel`` predicting ε on a discrete VP schedule, so
 any diffusers ε-scheduler (DDIM, DPM-Solver, inertia's momentum schedulers) can drive it with
 ``unet(x, t, class_labels=labels).sample``. Inside, it maps ``x_t, t`` to EDM's ``x̂, σ``, runs the preconditioned
@@ -16,8 +16,8 @@ from diffusers import ConfigMixin, ModelMixin, UNet2DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
-from inertia.diffusion.loss import LossWeightWarmup, denoising_loss
-from inertia.diffusion.precond import (
+from inertia.core.diffusion.loss import LossWeightWarmup, denoising_loss
+from inertia.core.diffusion.precond import (
     DiscreteSigmaSchedule,
     Preconditioning,
     alphas_cumprod_for_schedule,
@@ -47,7 +47,7 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
     ``num_class_embeds − 1`` (the unconditional branch of classifier-free guidance).
 
     Args:
-        preconditioning: ``"vp"``, ``"edm"`` or ``"fdm"`` (see :class:`~inertia.diffusion.precond.Preconditioning`).
+        preconditioning: ``"vp"``, ``"edm"`` or ``"fdm"`` (see :class:`~inertia.core.diffusion.precond.Preconditioning`).
         fdm_multiplier: FDM's m > 0 (2.0 as the paper's ``train.py``).
         fdm_base: ``"edm"`` (EDM-FDM, default) or ``"vp"`` (VP-FDM); only used when ``preconditioning="fdm"``.
         sigma_data: EDM σ_data (0.5).
@@ -275,7 +275,7 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
         sigma: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Weighted denoising loss of one batch via :func:`inertia.diffusion.loss.denoising_loss`.
+        """Weighted denoising loss of one batch via :func:`inertia.core.diffusion.loss.denoising_loss`.
 
         Args:
             x0: Clean images in [−1, 1], ``(B, C, H, W)``.
@@ -287,7 +287,7 @@ class PreconditionedUNet(ModelMixin, ConfigMixin):
             noise: Optional fixed noise shaped like ``x0``.
 
         Returns:
-            ``(loss, stats)`` as :func:`~inertia.diffusion.loss.denoising_loss`.
+            ``(loss, stats)`` as :func:`~inertia.core.diffusion.loss.denoising_loss`.
         """
         self._check_sample(x0, "x0")
         if (

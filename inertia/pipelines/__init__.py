@@ -12,10 +12,10 @@ Example:
 from inertia._lazy import lazy_attributes
 
 _NAMES = {
-    "ATTENTION_PRESETS": ".presets",
+    "ATTENTION_PRESETS": "inertia.core.presets.pipeline",
     "EMBEDDED_DIGITS_DIR": ".loading",
-    "GUIDANCE_PRESETS": ".presets",
-    "SAMPLER_PRESETS": ".presets",
+    "GUIDANCE_PRESETS": "inertia.core.presets.pipeline",
+    "SAMPLER_PRESETS": "inertia.core.presets.pipeline",
     "TEXT_METHODS": ".text_generation",
     "DigitsPipeline": ".digits",
     "EmbeddedWeightsNotFoundError": ".loading",

@@ -20,9 +20,14 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput, ModelMixin, Schedu
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
 
-# Saved pipelines name our components by module path, and diffusers only resolves modules that are already imported.
+# Saved pipelines name our components by module path, and diffusers only resolves modules that are already imported:
+# today's paths, and the paths inertia 0.1 recorded (old import paths kept as module aliases).
+import inertia.adapters.diffusers.scheduling_momentum_dpmsolver
+import inertia.adapters.diffusers.scheduling_momentum_plms
 import inertia.models.preconditioned_unet
-import inertia.samplers  # noqa: F401
+import inertia.samplers.scheduling_momentum_dpmsolver
+import inertia.samplers.scheduling_momentum_plms  # noqa: F401
+from inertia.adapters.diffusers.private_api import execution_device
 
 NUM_DIGIT_CLASSES = 10
 """Conditional labels are the digits 0-9."""
@@ -87,7 +92,7 @@ class DigitsPipeline(DiffusionPipeline):
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         """diffusers' ``save_pretrained``, plus the model's tuned preset settings (``inertia_presets.json``) if any."""
-        from inertia.pipelines.model_presets import write_model_presets
+        from inertia.core.presets.models import write_model_presets
 
         super().save_pretrained(save_directory, *args, **kwargs)
         presets = getattr(self, "inertia_presets", None) or {}
@@ -280,7 +285,7 @@ class DigitsPipeline(DiffusionPipeline):
         self._guidance_scale = float(guidance_scale)
         do_cfg = self.do_classifier_free_guidance
 
-        device = self._execution_device
+        device = execution_device(self)
         model_dtype = self.unet.dtype
         latent_dtype = self._latent_dtype()
         batch_size = len(digit_list) * num_images_per_prompt

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .limits import ModelLoadError, check_image_model_name, pipeline_class_name
-from .loading import _resolve_device, load_digits_pipeline
+from inertia.pipelines.limits import ModelLoadError, check_image_model_name, pipeline_class_name
+from inertia.pipelines.loading import load_digits_pipeline, resolve_device
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -51,7 +51,7 @@ def load_image_pipeline(
     checked = check_image_model_name(name_or_path)
     if checked is None:
         return load_digits_pipeline(device=device, dtype=dtype)
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     if dtype is None:
         dtype = torch.float16 if resolved.type == "cuda" else torch.float32
     if isinstance(checked, Path) and pipeline_class_name(checked) == "DigitsPipeline":
@@ -60,8 +60,7 @@ def load_image_pipeline(
     from diffusers import DiffusionPipeline
 
     import inertia.pipelines.digits  # noqa: F401  (saved DigitsPipelines name their classes by module path)
-
-    from .model_presets import read_model_presets
+    from inertia.core.presets.models import read_model_presets
 
     presets = read_model_presets(checked) if isinstance(checked, Path) else None
     try:

@@ -3,13 +3,15 @@
 Every check here runs before a model is loaded, so a bad argument is answered at once with a message that names the
 parameter, its value and the valid range.
 
+Number ranges are checked with :func:`inertia.core.validation.check_range` against the limits here.
+
 Example:
-    >>> check_range("--steps", 20, 1, MAX_STEPS)
-    20
-    >>> check_range("--steps", 100_000, 1, MAX_STEPS)
+    >>> check_device_name("cuda:1")
+    'cuda:1'
+    >>> check_device_name("gpu")
     Traceback (most recent call last):
     ...
-    ValueError: --steps must be in [1, 200], got 100000.
+    ValueError: --device must be cpu, cuda, cuda:N or mps, got 'gpu'.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ __all__ = [
     "ModelLoadError",
     "check_device_name",
     "check_image_model_name",
-    "check_range",
     "check_text_model_name",
     "default_digits_model",
     "embedded_digits_folder",
@@ -38,40 +39,46 @@ __all__ = [
 ]
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-EMBEDDED_DIGITS_MODELS: dict[str, str] = {"digits": "digits32", "digits-16": "digits16"}
-"""The embedded digits models by name: their folders under ``inertia/models`` (``digits``: 32x32, the default;
-``digits-16``: the 16x16 model, about 2.5x faster, the test suite's fixture)."""
+EMBEDDED_DIGITS_MODELS: dict[str, str] = {"digits": "digits32"}
+"""The embedded digits models by name: their folders under ``inertia/models`` (``digits``: 32x32). The earlier
+16x16 model is no longer shipped; it is the test suite's fixture (``tests/fixtures/digits16``), loaded by path."""
 DIGITS_MODEL_ENV = "INERTIA_DIGITS_MODEL"
-"""Environment variable naming the embedded model used when none is given (``digits`` when unset)."""
+"""Environment variable naming the digits model used when none is given: an embedded model's name or a
+`DigitsPipeline` folder (``digits`` when unset)."""
+
+
+def _digits_folder(name: str, source: str) -> Path:
+    if name in EMBEDDED_DIGITS_MODELS:
+        return MODELS_DIR / EMBEDDED_DIGITS_MODELS[name]
+    folder = Path(name).expanduser()
+    if (folder / "model_index.json").is_file():
+        return folder
+    raise ValueError(
+        f"{source}={name!r} is neither an embedded digits model ({', '.join(EMBEDDED_DIGITS_MODELS)}) nor a "
+        "DigitsPipeline folder (a folder with model_index.json)."
+    )
 
 
 def default_digits_model() -> str:
-    """The embedded model used when none is named: ``$INERTIA_DIGITS_MODEL``, else ``"digits"``.
+    """The digits model used when none is named: ``$INERTIA_DIGITS_MODEL``, else ``"digits"``.
 
     Raises:
-        ValueError: the variable names no embedded model.
+        ValueError: the variable names neither an embedded model nor a pipeline folder.
     """
     name = os.environ.get(DIGITS_MODEL_ENV, "").strip() or "digits"
-    if name not in EMBEDDED_DIGITS_MODELS:
-        raise ValueError(
-            f"{DIGITS_MODEL_ENV}={name!r} is not an embedded digits model; valid: {', '.join(EMBEDDED_DIGITS_MODELS)}."
-        )
+    _digits_folder(name, DIGITS_MODEL_ENV)
     return name
 
 
 def embedded_digits_folder(name: str | None = None) -> Path:
-    """The folder of the embedded digits model ``name`` (None: :func:`default_digits_model`).
+    """The folder of the digits model ``name``: an embedded model's name or a `DigitsPipeline` folder (None:
+    :func:`default_digits_model`).
 
     Example:
-        >>> embedded_digits_folder("digits-16").name
-        'digits16'
+        >>> embedded_digits_folder("digits").name
+        'digits32'
     """
-    name = default_digits_model() if name is None else name
-    if name not in EMBEDDED_DIGITS_MODELS:
-        raise ValueError(
-            f"`name`={name!r} is not an embedded digits model; valid: {', '.join(EMBEDDED_DIGITS_MODELS)}."
-        )
-    return MODELS_DIR / EMBEDDED_DIGITS_MODELS[name]
+    return _digits_folder(default_digits_model() if name is None else name, "`name`")
 
 
 MAX_STEPS = 200
@@ -97,13 +104,6 @@ class ModelLoadError(OSError):
     """
 
 
-def check_range(name: str, value: int | float, low: int | float, high: int | float) -> int | float:
-    """Returns ``value`` if ``low <= value <= high``, else raises ``ValueError`` naming ``name``."""
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}.")
-    return value
-
-
 def check_device_name(name: str | None, parameter: str = "--device") -> str | None:
     """Checks the spelling of a device (``cpu``, ``cuda``, ``cuda:N``, ``mps``); availability is checked on use."""
     if name is not None and not _DEVICE.match(name):
@@ -124,7 +124,7 @@ def check_image_model_name(name_or_path: str | Path | None) -> Path | str | None
 
     Returns:
         None for the default embedded model (:func:`default_digits_model`), the folder as a ``Path`` for a named
-        embedded model (``"digits"``, ``"digits-16"``) or a local folder, or the hub id as a string.
+        embedded model (``"digits"``) or a local folder, or the hub id as a string.
 
     Raises:
         ValueError: a local path without a ``model_index.json``, or a name that is neither a folder nor a hub id of

@@ -13,17 +13,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .limits import embedded_digits_folder
+from inertia.pipelines.limits import embedded_digits_folder
 
 if TYPE_CHECKING:
-    from .digits import DigitsPipeline
+    from inertia.pipelines.digits import DigitsPipeline
 
-__all__ = ["DIGITS16_DIR", "EMBEDDED_DIGITS_DIR", "EmbeddedWeightsNotFoundError", "load_digits_pipeline"]
+__all__ = ["EMBEDDED_DIGITS_DIR", "EmbeddedWeightsNotFoundError", "load_digits_pipeline"]
 
 EMBEDDED_DIGITS_DIR = embedded_digits_folder("digits")
 """Where the shipped 32x32 `DigitsPipeline` (unet + scheduler, safetensors) lives inside the package."""
-DIGITS16_DIR = embedded_digits_folder("digits-16")
-"""The shipped 16x16 `DigitsPipeline` (``"digits-16"``: about 2.5x faster; the test suite's fixture)."""
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -37,7 +35,7 @@ class EmbeddedWeightsNotFoundError(FileNotFoundError):
     """
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -67,7 +65,7 @@ def load_digits_pipeline(
         ValueError: on an unknown dtype, an invalid device or CUDA requested without CUDA.
         EmbeddedWeightsNotFoundError: when the files are missing (it names the path and the training command).
     """
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     if dtype is None:
         dtype = torch.float16 if resolved.type == "cuda" else torch.float32
     if dtype not in _DTYPES:
@@ -81,8 +79,8 @@ def load_digits_pipeline(
                 "(its model card gives the full command) and copy runs/vp/pipeline here, or pass `path=` to a saved "
                 "DigitsPipeline."
             )
+    from inertia.core.presets.models import read_model_presets
     from inertia.pipelines.digits import DigitsPipeline
-    from inertia.pipelines.model_presets import read_model_presets
 
     presets = read_model_presets(folder)  # checked before the weights load
     pipe = DigitsPipeline.from_pretrained(folder, dtype=dtype)  # dtype at load: no float32-module warning

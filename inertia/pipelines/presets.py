@@ -1,6 +1,7 @@
-"""Named presets: one registry for samplers, guidance and momentum attention, applied by :func:`configure`.
+"""Applying named presets to a pipeline: samplers, guidance and momentum attention, by :func:`configure`.
 
-Names are ``"name"`` or ``"name:value"`` (``"hb-dpm++:0.8"``, ``"ghvb:3.8"``). Unknown names raise a ``ValueError``
+The names live in the preset registry (:mod:`inertia.core.presets.pipeline`): ``"name"`` or ``"name:value"``
+(``"hb-dpm++:0.8"``, ``"ghvb:3.8"``). Unknown names raise a ``ValueError``
 that lists the valid ones. :func:`configure` always starts from the pipeline's original scheduler (kept on first
 use), so presets can be switched back and forth on one cached pipeline.
 
@@ -19,76 +20,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .model_presets import attention_defaults, guidance_defaults, model_presets, sampler_default
-
-SAMPLER_PRESETS: dict[str, str] = {
-    "default": "the pipeline's own scheduler",
-    "dpm++2m": "DPM-Solver++(2M), stock (inertia's class at β = 1: bit-identical, flow configs handled)",
-    "hb-dpm++": "DPM-Solver++(2M) with heavy-ball momentum; `hb-dpm++:0.8` sets β, plain = auto β",
-    "plms": "PLMS (4th-order Adams-Bashforth), no momentum",
-    "ghvb": "PLMS with generalized heavy ball; `ghvb:3.8` = order 4, β 0.8; plain = order 4, auto β",
-    "hb": "PLMS with heavy ball; `hb:3.8` = order 4, β 0.8; plain = order 4, auto β",
-    "nt": "PLMS with Nesterov momentum; `nt:3.8` = order 4, β 0.8; plain = order 4, auto β",
-    "ddim": "diffusers DDIM (VP models)",
-    "unipc": "diffusers UniPC (VP models)",
-    "euler": "diffusers Euler (VP models)",
-}
-"""Sampler presets and what each does."""
-
-GUIDANCE_PRESETS: dict[str, str] = {
-    "none": "the pipeline's own CFG, untouched",
-    "cfg": "CFG computed by inertia (identical to the pipeline's)",
-    "apg": "adaptive projected guidance (η 0, β −0.5, r scaled to the latent size)",
-    "higs": "history-guided sampling on top of CFG (w_h 1.0 for multistep solvers)",
-    "apg+higs": "APG, then HiGS on its output",
-}
-"""Guidance presets and what each does."""
-
-ATTENTION_PRESETS: dict[str, str] = {
-    "off": "no momentum attention",
-    "extrapolate": "skip attention every other step after step 4, predict it by heavy-ball extrapolation",
-    "first_order": "FasterCache's first-order extrapolation at the same schedule (the baseline)",
-    "ema": "experimental: EMA smoothing of attention outputs (β 0.2)",
-}
-"""Momentum-attention presets (also accepted as ``"attention:<name>"``)."""
-
-_SAMPLERS_WITH_VALUE = ("hb-dpm++", "ghvb", "hb", "nt")
-
-
-def _split(kind: str, name: object, registry: dict[str, str]) -> tuple[str, str | None]:
-    if not isinstance(name, str):
-        raise ValueError(f"`{kind}` must be a preset name, one of {sorted(registry)}, got {name!r}.")
-    base, _, value = name.strip().lower().partition(":")
-    if kind == "attention" and base == "attention":
-        base, _, value = value.partition(":")
-    if base not in registry:
-        raise ValueError(f"`{kind}`={name!r} is not a preset; valid: {', '.join(sorted(registry))}.")
-    return base, (value or None)
-
-
-def _float(kind: str, name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"`{kind}`={name!r}: {value!r} is not a number.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"`{kind}`={name!r}: {value!r} must be finite.")
-    return number
-
-
-def validate_presets(sampler: str = "default", guidance: str = "none", attention: str = "off") -> None:
-    """Checks the three preset names and values (not parameters) without a pipeline, e.g. before loading a model."""
-    base, value = _split("sampler", sampler, SAMPLER_PRESETS)
-    if value is not None:
-        if base not in _SAMPLERS_WITH_VALUE:
-            raise ValueError(f"`sampler`={sampler!r}: {base!r} takes no value.")
-        _float("sampler", sampler, value)
-    for kind, name, registry in (
-        ("guidance", guidance, GUIDANCE_PRESETS),
-        ("attention", attention, ATTENTION_PRESETS),
-    ):
-        if _split(kind, name, registry)[1] is not None:
-            raise ValueError(f"`{kind}`={name!r}: {kind} presets take no value; pass parameters as keywords.")
+from inertia.core.presets.models import attention_defaults, guidance_defaults, model_presets, sampler_default
+from inertia.core.presets.pipeline import (
+    ATTENTION_PRESETS,
+    GUIDANCE_PRESETS,
+    SAMPLER_PRESETS,
+    parse_float,
+    split_preset,
+    validate_presets,
+)
 
 
 def latent_elements(pipe: Any) -> int:
@@ -114,7 +54,7 @@ def apg_threshold(pipe: Any) -> float:
     latent size so the per-element RMS bound stays the same (our rule, not the paper's): 15·√(N/N_SDXL)."""
     if type(pipe).__name__ == "DigitsPipeline":
         return DIGITS_APG_THRESHOLD * math.sqrt(latent_elements(pipe) / DIGITS16_ELEMENTS)
-    from inertia.guidance.apg_presets import latent_size_threshold
+    from inertia.core.presets.apg import latent_size_threshold
 
     return latent_size_threshold(latent_elements(pipe))
 
@@ -139,7 +79,7 @@ def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None)
     from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
 
     validate_presets(sampler=sampler)
-    base, value = _split("sampler", sampler, SAMPLER_PRESETS)
+    base, value = split_preset("sampler", sampler, SAMPLER_PRESETS)
     if value is None and (tuned := sampler_default(model_presets(pipe), base)) is not None:
         value = repr(tuned)  # the model's tuned momentum number for the plain name (inertia_presets.json)
     original = _base_scheduler(pipe)
@@ -150,7 +90,7 @@ def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None)
         return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta=1.0, solver_order=2)
     if base == "hb-dpm++":
         if value is not None:
-            beta = _float("sampler", sampler, value)
+            beta = parse_float("sampler", sampler, value)
             return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta=beta, solver_order=2)
         auto = {} if guidance_scale is None else {"momentum_guidance_scale": guidance_scale}
         return MomentumDPMSolverMultistepScheduler.from_config(config, momentum_beta="auto", solver_order=2, **auto)
@@ -158,7 +98,9 @@ def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None)
         return MomentumPLMSScheduler.from_config(config, momentum_method="ghvb", solver_order=4, momentum_beta=1.0)
     if base in ("ghvb", "hb", "nt"):
         if value is not None:
-            return MomentumPLMSScheduler.from_momentum_number(config, _float("sampler", sampler, value), method=base)
+            return MomentumPLMSScheduler.from_momentum_number(
+                config, parse_float("sampler", sampler, value), method=base
+            )
         auto = {} if guidance_scale is None else {"momentum_guidance_scale": guidance_scale}
         # order 4 with β from the guidance scale and step count (`recommended_beta`): a fixed 3.8 diverges at few
         # steps (digits, 8 steps, w 7.5, 100 samples: class accuracy 0.53 with 3.8, 0.80 with auto β 0.5)
@@ -177,7 +119,7 @@ def guidance_methods(pipe: Any, guidance: str, **params: Any) -> tuple[Any, ...]
     from inertia.guidance import APG, CFG, HiGS
 
     validate_presets(guidance=guidance)
-    base, _ = _split("guidance", guidance, GUIDANCE_PRESETS)
+    base, _ = split_preset("guidance", guidance, GUIDANCE_PRESETS)
     if base in ("none", "cfg") and params:
         raise ValueError(f"`guidance`={guidance!r} takes no parameters, got {sorted(params)}.")
     params = {**guidance_defaults(model_presets(pipe), base), **params}  # the model's tuned values, then yours
@@ -211,7 +153,7 @@ def attention_config(attention: str, **params: Any) -> Any:
     from inertia.attention import MomentumAttention
 
     validate_presets(attention=attention)
-    base, _ = _split("attention", attention, ATTENTION_PRESETS)
+    base, _ = split_preset("attention", attention, ATTENTION_PRESETS)
     if base == "off":
         if params:
             raise ValueError(f"`attention`='off' takes no parameters, got {sorted(params)}.")
@@ -237,7 +179,7 @@ def preset_settings(
         ValueError: an unknown preset or invalid parameters.
     """
     methods = guidance_methods(pipe, guidance, **(guidance_params or {}))
-    attention_base = _split("attention", attention, ATTENTION_PRESETS)[0]
+    attention_base = split_preset("attention", attention, ATTENTION_PRESETS)[0]
     tuned = attention_defaults(model_presets(pipe), attention_base) if attention_base != "off" else {}
     return methods, attention_config(attention, **{**tuned, **(attention_params or {})})
 
@@ -255,7 +197,7 @@ def configure(
 
     Every argument is validated before anything changes. Calling it again replaces all three; the defaults restore
     the stock pipeline (its original scheduler, plain CFG, no attention hooks). A model that ships tuned preset
-    settings (``inertia_presets.json``, see :mod:`inertia.pipelines.model_presets`) gets them as the presets'
+    settings (``inertia_presets.json``, see :mod:`inertia.core.presets.models`) gets them as the presets'
     defaults; ``guidance_params`` / ``attention_params`` and ``"name:value"`` override them.
 
     Args:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from inertia.pipelines.limits import ModelLoadError, check_text_model_name
-from inertia.pipelines.loading import _resolve_device
+from inertia.pipelines.loading import resolve_device
 
 __all__ = ["SMOLLM2_GGUF_FILE", "TextModelNotFoundError", "load_text_model", "smollm2_gguf_path"]
 
@@ -86,7 +86,7 @@ def load_text_model(
         TextModelNotFoundError: when the embedded model, the ``gguf`` reader or a local path is missing.
         ModelLoadError: the model could not be loaded (e.g. a hub id while offline and not cached).
     """
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if resolved.type == "cuda" else torch.float32
     if dtype not in _DTYPES:

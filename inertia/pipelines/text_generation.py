@@ -14,8 +14,8 @@ import math
 import numbers
 from typing import Any
 
-from inertia.attention.lm_config import parse_lm_attention
-from inertia.decoders.validation import validate_alpha, validate_penalty_alpha, validate_top_k
+from inertia.core.lm_attention.config import parse_lm_attention
+from inertia.core.validation import validate_alpha, validate_penalty_alpha, validate_top_k
 
 TEXT_METHODS: dict[str, dict[str, Any]] = {
     "greedy": {},
@@ -117,7 +117,7 @@ def generate_text(
         seed: seeds the sampling methods, so a call is repeatable.
         streamer: a transformers streamer receiving the tokens as they are generated (batch of one only).
         attention: ``"off"``, or ``"momentum"`` / ``"momentum:<eta>"`` for Dai et al.'s momentum attention during this
-            call only (:mod:`inertia.attention.lm`; the model is restored afterwards). Experimental: see docs/methods/lm-momentum-attention.md.
+            call only (:mod:`inertia.adapters.transformers.attention_interface`; the model is restored afterwards). Experimental: see docs/methods/lm-momentum-attention.md.
         **params: the method's parameters (:data:`TEXT_METHODS`), e.g. ``alpha=0.2, top_k=5`` for momentum.
 
     Returns:
@@ -133,7 +133,7 @@ def generate_text(
         raise ValueError(f"`max_new_tokens` must be an int >= 1, got {max_new_tokens!r}.")
     import torch
 
-    from inertia.attention.lm import lm_momentum_attention
+    from inertia.adapters.transformers.attention_interface import lm_momentum_attention
 
     momentum = parse_lm_attention(attention)
     kwargs = generation_kwargs(method, **params)

@@ -11,7 +11,7 @@ from pathlib import Path
 __all__ = ["latest_checkpoint"]
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-_STATE_FILE = "training_state.pt"
+STATE_FILE = "training_state.pt"
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -22,12 +22,12 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     found = [
         (int(m.group(1)), p)
         for p in root.iterdir()
-        if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir() and (p / _STATE_FILE).is_file()
+        if (m := _CHECKPOINT_RE.match(p.name)) and p.is_dir() and (p / STATE_FILE).is_file()
     ]
     return max(found)[1] if found else None
 
 
-def _prune_checkpoints(out_dir: Path, limit: int | None) -> None:
+def prune_checkpoints(out_dir: Path, limit: int | None) -> None:
     if limit is None:
         return
     found = sorted((int(m.group(1)), p) for p in out_dir.iterdir() if (m := _CHECKPOINT_RE.match(p.name)))

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from inertia.diffusion.precond import FDM_BASES, PRECONDITIONINGS
-from inertia.training.checkpoint import _STATE_FILE
-from inertia.training.digits_data import NUM_CLASSES
+from inertia.core.diffusion.precond import FDM_BASES, PRECONDITIONINGS
+from inertia.data.digits import NUM_CLASSES
+from inertia.training.checkpoint import STATE_FILE
 
 __all__ = ["MIXED_PRECISIONS", "MODEL_PRESETS", "TrainConfig", "build_parser"]
 
@@ -213,9 +213,9 @@ class TrainConfig:
         if self.resume is not None:
             if not isinstance(self.resume, str | os.PathLike) or not str(self.resume):
                 raise ValueError(f"`resume` must be None, 'latest' or a checkpoint directory, got {self.resume!r}.")
-            if str(self.resume) != "latest" and not (Path(self.resume) / _STATE_FILE).is_file():
+            if str(self.resume) != "latest" and not (Path(self.resume) / STATE_FILE).is_file():
                 raise ValueError(
-                    f"`resume` must be None, 'latest' or a checkpoint directory holding {_STATE_FILE}, "
+                    f"`resume` must be None, 'latest' or a checkpoint directory holding {STATE_FILE}, "
                     f"got {str(self.resume)!r}."
                 )
         choice("mixed_precision", MIXED_PRECISIONS)

@@ -14,24 +14,16 @@ tracked (a ``UNet2DModel`` has none that change in training).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
+from inertia.core.tensors import compute_dtype
+from inertia.core.validation import check_range
+
 __all__ = ["EMA"]
-
-
-def _check_number(name: str, value: Any, low: float, *, low_open: bool, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if low_open else value < low):
-        bracket = "(" if low_open else "["
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"`{name}` must be a finite number in {bracket}{low}, inf){extra}, got {value!r}.")
 
 
 class EMA:
@@ -67,8 +59,9 @@ class EMA:
     def __init__(self, model: nn.Module, halflife_images: float, rampup_ratio: float | None = 0.05) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-        _check_number("halflife_images", halflife_images, 0.0, low_open=True)
-        _check_number("rampup_ratio", rampup_ratio, 0.0, low_open=True, allow_none=True)
+        check_range("halflife_images", halflife_images, 0.0, low_open=True)
+        if rampup_ratio is not None:
+            check_range("rampup_ratio", rampup_ratio, 0.0, low_open=True)
         self.halflife_images = float(halflife_images)
         self.rampup_ratio = None if rampup_ratio is None else float(rampup_ratio)
         self.num_images = 0
@@ -79,7 +72,7 @@ class EMA:
 
     @staticmethod
     def _dtype(p: torch.Tensor) -> torch.dtype:
-        return torch.float64 if p.dtype == torch.float64 else torch.float32
+        return compute_dtype(p.dtype)
 
     @staticmethod
     def _params(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -169,8 +162,9 @@ class EMA:
         num_images = state["num_images"]
         if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
             raise ValueError(f"`num_images` must be an integer in [0, inf), got {num_images!r}.")
-        _check_number("halflife_images", state["halflife_images"], 0.0, low_open=True)
-        _check_number("rampup_ratio", state["rampup_ratio"], 0.0, low_open=True, allow_none=True)
+        check_range("halflife_images", state["halflife_images"], 0.0, low_open=True)
+        if state["rampup_ratio"] is not None:
+            check_range("rampup_ratio", state["rampup_ratio"], 0.0, low_open=True)
         self.halflife_images = float(state["halflife_images"])
         self.rampup_ratio = None if state["rampup_ratio"] is None else float(state["rampup_ratio"])
         self.num_images = num_images

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inertia.training.run_log import _jsonable
+from inertia.training.run_log import jsonable
 
 __all__ = ["build_pipeline", "default_evaluate", "make_default_evaluate"]
 
@@ -91,9 +91,9 @@ def make_default_evaluate(
                 logger.warning("metric %s failed: %s", name, err)
                 return
             if isinstance(value, dict):
-                out.update({f"{name}/{k}": _jsonable(v) for k, v in value.items()})
+                out.update({f"{name}/{k}": jsonable(v) for k, v in value.items()})
             else:
-                out[name] = _jsonable(value)
+                out[name] = jsonable(value)
 
         add("class_accuracy", lambda: metrics.class_accuracy(images, labels))
         add("fd_digits", lambda: metrics.fd_digits(images))

@@ -2,7 +2,7 @@
 
 Dai et al. (arXiv 2212.10559, §5) trained their models with momentum attention from scratch. This recipe adapts a
 pretrained one instead: every attention layer gets learnable per-head gates λ_h, initialised at 0 (so step 0 is the
-pretrained model exactly), and per-head decays η_h = sigmoid(θ_h) (:class:`inertia.attention.lm.MomentumGates`).
+pretrained model exactly), and per-head decays η_h = sigmoid(θ_h) (:class:`inertia.adapters.transformers.attention_interface.MomentumGates`).
 Both arms train the same shared parameters on the same data in the same order (``shared="norms"``: the weights of
 every normalisation layer, a cheap adapter that needs no extra library); the ``momentum`` arm adds the gates, the
 ``control`` arm keeps plain attention. Compare them at equal steps on held-out text
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from inertia.attention.lm import MomentumGates, add_momentum_gates, attention_modules
+from inertia.adapters.transformers.attention_interface import MomentumGates, add_momentum_gates, attention_modules
 
 __all__ = ["ARMS", "LMFinetuneConfig", "finetune", "held_out_nll", "save_gates", "text_blocks"]
 

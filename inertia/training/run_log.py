@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if torch.is_tensor(value):
         return value.item() if value.numel() == 1 else value.tolist()
     if isinstance(value, np.generic):
@@ -19,18 +19,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
-def _append_log(path: Path, record: dict[str, Any]) -> None:
+def append_log(path: Path, record: dict[str, Any]) -> None:
     with path.open("a") as f:
-        f.write(json.dumps(_jsonable(record)) + "\n")
+        f.write(json.dumps(jsonable(record)) + "\n")
 
 
-def _truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: Path, step: int) -> None:
     """Drops log lines past ``step`` (left by a run that went on after the checkpoint being resumed)."""
     if not path.is_file():
         return

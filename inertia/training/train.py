@@ -1,7 +1,7 @@
 """Training recipe of the embedded digits model: accelerate-based, one CPU, one GPU or many processes.
 
 ``train(TrainConfig(...))`` trains a class-conditional :class:`~inertia.models.preconditioned_unet.PreconditionedUNet`
-(VP, EDM or FDM preconditioning, :mod:`inertia.diffusion`) on the offline coloured digits with AdamW, a linear
+(VP, EDM or FDM preconditioning, :mod:`inertia.core.diffusion`) on the offline coloured digits with AdamW, a linear
 learning-rate warm-up, classifier-free-guidance label dropout, FDM's loss-weight warm-up and an EMA of the weights.
 It writes:
 
@@ -37,13 +37,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from inertia.diffusion.loss import LossWeightWarmup
-from inertia.training.checkpoint import _STATE_FILE, _prune_checkpoints, latest_checkpoint
+from inertia.core.diffusion.loss import LossWeightWarmup
+from inertia.data.digits import DigitsDataset
+from inertia.training.checkpoint import STATE_FILE, latest_checkpoint, prune_checkpoints
 from inertia.training.config import MODEL_PRESETS, TrainConfig, build_parser
-from inertia.training.digits_data import DigitsDataset
 from inertia.training.ema import EMA
 from inertia.training.evaluate import build_pipeline, default_evaluate, make_default_evaluate
-from inertia.training.run_log import _append_log, _jsonable, _truncate_log
+from inertia.training.run_log import append_log, jsonable, truncate_log
 
 __all__ = [
     "MODEL_PRESETS",
@@ -242,7 +242,7 @@ def _train(
     step = 0
     if resume_dir is not None:
         accelerator.load_state(str(resume_dir))
-        state = torch.load(resume_dir / _STATE_FILE, map_location="cpu", weights_only=True)
+        state = torch.load(resume_dir / STATE_FILE, map_location="cpu", weights_only=True)
         ema.load_state_dict(state["ema"])
         if weight_warmup is not None and state.get("loss_weight_warmup") is not None:
             weight_warmup.load_state_dict(state["loss_weight_warmup"])
@@ -251,7 +251,7 @@ def _train(
             logger.info("resumed from %s at step %d", resume_dir, step)
     log_path = out_dir / "log.jsonl"
     if is_main:
-        _truncate_log(log_path, step)
+        truncate_log(log_path, step)
 
     def unwrapped_unet() -> nn.Module:
         return accelerator.unwrap_model(model).unet
@@ -267,10 +267,10 @@ def _train(
                 "loss_weight_warmup": None if weight_warmup is None else weight_warmup.state_dict(),
                 "config": config.to_dict(),
             }
-            torch.save(state, ckpt / _STATE_FILE)
+            torch.save(state, ckpt / STATE_FILE)
             meta = {"step": step, "num_processes": accelerator.num_processes, "config": config.to_dict()}
             (ckpt / "training_state.json").write_text(json.dumps(meta, indent=2))
-            _prune_checkpoints(out_dir, config.checkpoints_total_limit)
+            prune_checkpoints(out_dir, config.checkpoints_total_limit)
         accelerator.wait_for_everyone()
         return ckpt
 
@@ -284,8 +284,8 @@ def _train(
             pipe.save_pretrained(str(out_dir / "pipeline"), safe_serialization=True)
             if evaluate is not None:
                 pipe.to(accelerator.device)
-                result = _jsonable(evaluate(pipe))
-                _append_log(log_path, {"step": step, "eval": result, "wall_time_s": time.perf_counter() - start_time})
+                result = jsonable(evaluate(pipe))
+                append_log(log_path, {"step": step, "eval": result, "wall_time_s": time.perf_counter() - start_time})
         accelerator.wait_for_everyone()
         return result
 
@@ -347,7 +347,7 @@ def _train(
                 now = time.perf_counter()
                 last_loss = float(np.mean(window))
                 if is_main:
-                    _append_log(
+                    append_log(
                         log_path,
                         {
                             "step": step,
@@ -410,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if PartialState().is_main_process:
         summary = {k: v for k, v in result.items() if k != "losses"}
-        print(json.dumps(_jsonable(summary), indent=2))
+        print(json.dumps(jsonable(summary), indent=2))
     return 0
 
 

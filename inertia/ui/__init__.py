@@ -4,7 +4,7 @@ on text, each side by side with its baseline.
 Needs the ``ui`` extra (``pip install "inertia[ui]"``, i.e. ``gradio>=6``).
 """
 
-from .app import build_app, launch, serve
-from .models import ModelStore
+from inertia.ui.app import build_app, launch, serve
+from inertia.ui.models import ModelStore
 
 __all__ = ["ModelStore", "build_app", "launch", "serve"]

@@ -16,7 +16,7 @@ import importlib
 import os
 from typing import Any
 
-from .models import ModelStore, describe_device
+from inertia.ui.models import ModelStore, describe_device
 
 __all__ = ["DEFAULT_CONCURRENCY", "METHODS", "about_markdown", "build_app", "launch", "serve"]
 
@@ -90,7 +90,7 @@ def about_markdown(store: ModelStore) -> str:
 HANDLER_IMPORTS = (
     "diffusers.pipelines",
     "inertia.samplers",
-    "inertia.samplers.recommend",
+    "inertia.core.samplers.beta_policy",
     "inertia.pipelines.digits",
     "inertia.pipelines.image",
     "inertia.metrics.digits",
@@ -150,8 +150,8 @@ def build_app(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    from .image_tab import build_image_tab
-    from .text_tab import build_text_tab
+    from inertia.ui.image_tab import build_image_tab
+    from inertia.ui.text_tab import build_text_tab
 
     for name, value in (("concurrency_limit", concurrency_limit), ("max_queue", max_queue)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

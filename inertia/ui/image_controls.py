@@ -14,13 +14,10 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from typing import Any
 
-from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
-
-from .models import UserInputError
+from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
+from inertia.ui.fields import user_choice, user_float, user_int
 
 __all__ = [
     "EXAMPLES",
@@ -41,47 +38,25 @@ HIGS_GUIDANCE = ("higs", "apg+higs")
 
 
 # ----------------------------------------------------------------------------------------------- validation helpers
-def _int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise UserInputError(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise UserInputError(f"{name} must be a finite number in [{low}, {high}], got {value!r}.")
-    if not low <= float(value) <= high:
-        raise UserInputError(f"{name} must be in [{low}, {high}], got {value!r}.")
-    return float(value)
-
-
-def _choice(name: str, value: Any, registry: dict[str, str]) -> str:
-    if value not in registry:
-        raise UserInputError(f"{name} must be one of {', '.join(registry)}; got {value!r}.")
-    return str(value)
-
-
 # ------------------------------------------------------------------------------------------------ preset builders
 def sampler_preset(sampler: str, beta: float, auto_beta: bool, order: int, scale: float = 7.5, steps: int = 20) -> str:
     """The preset string of the sampler controls: ``hb-dpm++:β``, ``ghvb|hb|nt:r`` with r = order − 1 + β.
 
     With ``auto_beta``, hb-dpm++'s β is the recommended one for this guidance ``scale`` and number of ``steps``
-    (:func:`inertia.samplers.recommend.recommended_beta`), written out so the figures show it.
+    (:func:`inertia.core.samplers.beta_policy.recommended_beta`), written out so the figures show it.
     """
-    sampler = _choice("Sampler", sampler, SAMPLER_PRESETS)
+    sampler = user_choice("Sampler", sampler, SAMPLER_PRESETS)
     if sampler == "hb-dpm++":
         if auto_beta:
-            from inertia.samplers.recommend import recommended_beta
+            from inertia.core.samplers.beta_policy import recommended_beta
 
             beta = recommended_beta(
-                _float("Guidance scale", scale, 0.0, MAX_SCALE), _int("Steps", steps, 1, 10_000), "hb-dpm"
+                user_float("Guidance scale", scale, 0.0, MAX_SCALE), user_int("Steps", steps, 1, 10_000), "hb-dpm"
             )
-        return f"hb-dpm++:{_float('Momentum β', beta, 0.01, 1.0):g}"
+        return f"hb-dpm++:{user_float('Momentum β', beta, 0.01, 1.0):g}"
     if sampler in PLMS_MOMENTUM:
-        order = _int("Order", order, 1, 4)
-        beta = _float("Momentum β", beta, 0.01, 1.0)
+        order = user_int("Order", order, 1, 4)
+        beta = user_float("Momentum β", beta, 0.01, 1.0)
         return f"{sampler}:{round(order - 1 + beta, 6):g}"
     return sampler
 
@@ -93,15 +68,18 @@ def guidance_params(
 
     ``apg_threshold`` 0 keeps the preset's resolution-scaled norm threshold r.
     """
-    guidance = _choice("Guidance", guidance, GUIDANCE_PRESETS)
+    guidance = user_choice("Guidance", guidance, GUIDANCE_PRESETS)
     apg: dict[str, float] = {}
     higs: dict[str, float] = {}
     if guidance in APG_GUIDANCE:
-        apg = {"eta": _float("APG η", apg_eta, 0.0, 1.0), "momentum": _float("APG β", apg_momentum, -0.99, 0.99)}
-        if _float("APG norm threshold", apg_threshold, 0.0, 1e6) > 0:
+        apg = {
+            "eta": user_float("APG η", apg_eta, 0.0, 1.0),
+            "momentum": user_float("APG β", apg_momentum, -0.99, 0.99),
+        }
+        if user_float("APG norm threshold", apg_threshold, 0.0, 1e6) > 0:
             apg["norm_threshold"] = float(apg_threshold)
     if guidance in HIGS_GUIDANCE:
-        higs = {"weight": _float("HiGS weight", higs_weight, 0.0, 10.0)}
+        higs = {"weight": user_float("HiGS weight", higs_weight, 0.0, 10.0)}
     if guidance == "apg+higs":
         return {**{f"apg_{k}": v for k, v in apg.items()}, **{f"higs_{k}": v for k, v in higs.items()}}
     return apg or higs
@@ -117,11 +95,11 @@ def preset_attention_beta(attention: str) -> float:
 
 def attention_params(attention: str, extrapolate_beta: float | None, ema_beta: float | None) -> dict[str, float]:
     """Overrides of `MomentumAttention` for an attention preset: β for extrapolate / ema (None: the preset's)."""
-    attention = _choice("Momentum attention", attention, ATTENTION_PRESETS)
+    attention = user_choice("Momentum attention", attention, ATTENTION_PRESETS)
     beta = {"extrapolate": extrapolate_beta, "ema": ema_beta}.get(attention)
     if beta is None:
         return {}
-    return {"beta": _float(f"{attention} β", beta, -0.99, 0.99)}
+    return {"beta": user_float(f"{attention} β", beta, -0.99, 0.99)}
 
 
 def tuned_defaults(presets: dict[str, Any]) -> dict[str, float]:

@@ -21,27 +21,25 @@ from typing import Any
 import torch
 from PIL import Image
 
+from inertia.adapters.diffusers.private_api import execution_device
+from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
 from inertia.pipelines.display import DISPLAY_SIZE, display_factor, enlarge
 from inertia.pipelines.limits import MAX_BATCH, MAX_SEED, MAX_STEPS
-from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
-
-from .image_controls import (
+from inertia.ui.fields import user_choice, user_float, user_int
+from inertia.ui.image_controls import (
     APG_GUIDANCE,
     BETA_SAMPLERS,
     EXAMPLES,
     HIGS_GUIDANCE,
     MAX_SCALE,
     PLMS_MOMENTUM,
-    _choice,
-    _float,
-    _int,
     attention_params,
     guidance_params,
     preset_attention_beta,
     sampler_preset,
     tuned_defaults,
 )
-from .models import ImageModel, ModelStore, UserInputError
+from inertia.ui.models import ImageModel, ModelStore, UserInputError
 
 __all__ = [
     "DISPLAY_SIZE",
@@ -121,7 +119,7 @@ def _sample(
             "guidance": [{"method": type(m).__name__, **dataclasses.asdict(m)} for m in methods],
             "attention": None if attention is None else dataclasses.asdict(attention),
         }
-        device = torch.device(getattr(pipe, "_execution_device", None) or getattr(pipe, "device", "cpu"))
+        device = execution_device(pipe)
         if not model.warm:  # the first call pays one-off costs (allocations, kernels): keep them out of the timing
             call(1, num_inference_steps=1, guidance_scale=request["scale"], output_type="pt")
             model.warm = True
@@ -211,11 +209,11 @@ def generate_images(
         UserInputError: any invalid input, before sampling.
     """
     request = {
-        "steps": _int("Steps", steps, 1, MAX_STEPS),
-        "scale": _float("Guidance scale", scale, 0.0, MAX_SCALE),
-        "seed": _int("Seed", seed, 0, MAX_SEED),
-        "batch": _int("Batch", batch, 1, MAX_BATCH),
-        "digit": _int("Digit", int(digit) if isinstance(digit, str) and digit.strip().isdigit() else digit, 0, 9),
+        "steps": user_int("Steps", steps, 1, MAX_STEPS),
+        "scale": user_float("Guidance scale", scale, 0.0, MAX_SCALE),
+        "seed": user_int("Seed", seed, 0, MAX_SEED),
+        "batch": user_int("Batch", batch, 1, MAX_BATCH),
+        "digit": user_int("Digit", int(digit) if isinstance(digit, str) and digit.strip().isdigit() else digit, 0, 9),
         "prompt": (prompt or "").strip(),
         "negative_prompt": (negative_prompt or "").strip(),
     }
@@ -225,8 +223,8 @@ def generate_images(
         raise UserInputError(f"Tuned settings must be true or false, got {tuned!r}.")
     chosen = {
         "sampler": sampler_preset(sampler, beta, auto_beta, order, request["scale"], request["steps"]),
-        "guidance": _choice("Guidance", guidance, GUIDANCE_PRESETS),
-        "attention": _choice("Momentum attention", attention, ATTENTION_PRESETS),
+        "guidance": user_choice("Guidance", guidance, GUIDANCE_PRESETS),
+        "attention": user_choice("Momentum attention", attention, ATTENTION_PRESETS),
         "guidance_params": guidance_params(guidance, apg_eta, apg_momentum, apg_threshold, higs_weight),
         "attention_params": attention_params(attention, extrapolate_beta, ema_beta),
     }
@@ -285,11 +283,10 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
+    from inertia.core.presets.models import read_model_presets
     from inertia.pipelines.limits import embedded_digits_folder
-    from inertia.pipelines.model_presets import read_model_presets
-
-    from .files import png_file
-    from .widgets import accept_whole_numbers_as_text, label_errors
+    from inertia.ui.files import png_file
+    from inertia.ui.widgets import accept_whole_numbers_as_text, label_errors
 
     initial = tuned_defaults(read_model_presets(embedded_digits_folder()))
 
@@ -335,7 +332,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
             model = gr.Textbox(
                 value="digits",
                 label="Model",
-                info="'digits' = the embedded 32x32 digits model ('digits-16': the fast 16x16 one); or a diffusers folder / hub id",
+                info="'digits' = the embedded 32x32 digits model; or a diffusers folder / hub id",
                 elem_id="image-model",
             )
             # string choices: the API documents the digit as a string, and a client's "7" must be accepted

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import html
 import math
-import numbers
 import re
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from inertia.attention.lm_config import LM_ATTENTION_PRESETS, parse_lm_attention
+from inertia.core.lm_attention.config import LM_ATTENTION_PRESETS, parse_lm_attention
 from inertia.pipelines.limits import MAX_SEED
 from inertia.pipelines.text_generation import TEXT_METHODS
-
-from .models import ModelStore, TextModel, UserInputError
+from inertia.ui.fields import user_choice, user_float, user_int
+from inertia.ui.models import ModelStore, TextModel, UserInputError
 
 __all__ = ["REPEAT_LABEL", "build_text_tab", "highlight_repeats", "stream_comparison"]
 
@@ -64,24 +63,13 @@ def highlight_repeats(text: str, n: int = 3) -> list[tuple[str, str | None]]:
 
 def _method_params(method: str, alpha: float, top_k: int) -> dict[str, Any]:
     if method not in TEXT_METHODS:
-        raise UserInputError(f"Decoding method must be one of {', '.join(TEXT_METHODS)}; got {method!r}.")
+        user_choice("Decoding method", method, dict.fromkeys(TEXT_METHODS, ""))
     if method != "momentum":
         return {}
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha < 0:
-        raise UserInputError(f"Momentum α must be a finite number >= 0, got {alpha!r}.")
-    if isinstance(top_k, float) and top_k.is_integer():
-        top_k = int(top_k)
-    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= 100:
-        raise UserInputError(f"Momentum top-k must be a whole number in 1..100, got {top_k!r}.")
-    return {"alpha": float(alpha), "top_k": int(top_k)}
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise UserInputError(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
-    return int(value)
+    return {
+        "alpha": user_float("Momentum α", alpha, 0.0, math.inf),
+        "top_k": user_int("Momentum top-k", top_k, 1, 100),
+    }
 
 
 def _streamer(tokenizer: Any) -> Any:
@@ -200,9 +188,9 @@ def stream_comparison(
         raise UserInputError("Enter a prompt to continue.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise UserInputError(f"The prompt must be at most {MAX_PROMPT_CHARS} characters, got {len(prompt)}.")
-    max_new_tokens = _whole("Max new tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
-    seed = _whole("Seed", seed, 0, MAX_SEED)
-    n = _whole("Highlight n", highlight_n, 1, 8)
+    max_new_tokens = user_int("Max new tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    seed = user_int("Seed", seed, 0, MAX_SEED)
+    n = user_int("Highlight n", highlight_n, 1, 8)
     try:
         parse_lm_attention(attention_b)
     except ValueError as err:
@@ -233,7 +221,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Text tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
-    from .widgets import label_errors
+    from inertia.ui.widgets import label_errors
 
     def run(
         prompt: str,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import bench_decoding
-from tests.decoders.smollm2 import shared_smollm2
+from tests.adapters.transformers.smollm2 import shared_smollm2
 
 
 def test_prompt_set() -> None:

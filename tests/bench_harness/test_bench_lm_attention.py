@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks import bench_lm_attention as bench
-from tests.decoders.tiny_lm import tiny_llama
+from tests.adapters.transformers.tiny_lm import tiny_llama
 
 
 class CharTokenizer:

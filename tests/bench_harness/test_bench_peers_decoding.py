@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from benchmarks import bench_peers_decoding as bench
 from benchmarks.human_reference import lee_items, mauve_table, split_lee
-from tests.decoders.tiny_lm import tiny_llama
+from tests.adapters.transformers.tiny_lm import tiny_llama
 
 WORDS = (
     "the a of to and in on at for with is was are were has had said police city council minister government "

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks import embedded_model as em
-from inertia.pipelines.model_presets import PRESETS_FILE, read_model_presets
+from inertia.core.presets.models import PRESETS_FILE, read_model_presets
 from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, guidance_methods
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import torch
 from transformers import LogitsProcessorList
 
 from inertia.decoders import MomentumDecodingLogitsProcessor, contrastive_search, momentum_decode
-from tests.decoders.tiny_lm import PAD, PROMPTS, left_pad, tiny_llama
+from tests.adapters.transformers.tiny_lm import PAD, PROMPTS, left_pad, tiny_llama
 
 pytestmark = pytest.mark.gpu
 

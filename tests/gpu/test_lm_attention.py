@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inertia.attention.lm import disable_lm_momentum_attention, enable_lm_momentum_attention
-from tests.attention.test_lm import IDS, PAD, tiny
+from inertia.adapters.transformers.attention_interface import (
+    disable_lm_momentum_attention,
+    enable_lm_momentum_attention,
+)
+from tests.adapters.transformers.test_attention_interface import IDS, PAD, tiny
 
 pytestmark = pytest.mark.gpu
 

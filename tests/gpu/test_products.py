@@ -16,7 +16,7 @@ from PIL import Image
 
 from inertia.pipelines import configure, generate_text, load_digits_pipeline, load_image_pipeline
 from inertia.pipelines.text import load_text_model
-from tests.decoders.tiny_lm import tiny_llama
+from tests.adapters.transformers.tiny_lm import tiny_llama
 
 pytestmark = pytest.mark.gpu
 

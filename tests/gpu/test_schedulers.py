@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from tests.samplers.conformance_cases import CASE_IDS, FLOW, SCHEDULE_OVERRIDES, make
+from tests.adapters.diffusers.schedulers.conformance_cases import CASE_IDS, FLOW, SCHEDULE_OVERRIDES, make
 
 pytestmark = [
     pytest.mark.gpu,

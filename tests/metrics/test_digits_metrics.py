@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from inertia.data.digits import load_digits_rgb, to_unit_range
 from inertia.metrics import digits as dm
 from inertia.metrics.digits import (
     DigitClassifier,
@@ -21,7 +22,6 @@ from inertia.metrics.digits import (
     real_colour_stats,
     real_fd_baseline,
 )
-from inertia.training.digits_data import load_digits_rgb, to_unit_range
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from inertia.diffusion.precond import Preconditioning
+from inertia.core.diffusion.precond import Preconditioning
 from inertia.models.preconditioned_unet import PreconditionedUNet
 
 VARIANTS = [("vp", "edm"), ("edm", "edm"), ("fdm", "edm"), ("fdm", "vp")]

@@ -347,7 +347,7 @@ def test_pipeline_with_preconditioned_unet_and_momentum_scheduler_round_trips(tm
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["unet"] == ["inertia.models.preconditioned_unet", "PreconditionedUNet"]
-    assert index["scheduler"] == ["inertia.samplers.scheduling_momentum_plms", "MomentumPLMSScheduler"]
+    assert index["scheduler"] == ["inertia.adapters.diffusers.scheduling_momentum_plms", "MomentumPLMSScheduler"]
     loaded = DigitsPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
     assert type(loaded.unet) is PreconditionedUNet and type(loaded.scheduler) is MomentumPLMSScheduler

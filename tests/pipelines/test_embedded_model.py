@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from fixture_models import DIGITS16_DIR
 
 from inertia.metrics import predict_digits
 from inertia.pipelines import load_digits_pipeline, load_image_pipeline
 from inertia.pipelines.limits import DIGITS_MODEL_ENV, EMBEDDED_DIGITS_MODELS, embedded_digits_folder
 
-SIZES = {"digits": 32, "digits-16": 16}
+SIZES = {"digits": 32}
 
 
 @pytest.mark.parametrize("name", sorted(EMBEDDED_DIGITS_MODELS))
@@ -30,10 +31,10 @@ def named(request):
 def test_the_32x32_model_is_the_default_and_the_variable_picks_another(monkeypatch) -> None:
     monkeypatch.delenv(DIGITS_MODEL_ENV, raising=False)
     assert load_digits_pipeline(device="cpu").unet.config.sample_size == 32
-    monkeypatch.setenv(DIGITS_MODEL_ENV, "digits-16")
+    monkeypatch.setenv(DIGITS_MODEL_ENV, str(DIGITS16_DIR))  # a pipeline folder
     assert load_image_pipeline(device="cpu").unet.config.sample_size == 16
     monkeypatch.setenv(DIGITS_MODEL_ENV, "digits-64")
-    with pytest.raises(ValueError, match=r"INERTIA_DIGITS_MODEL='digits-64' is not an embedded digits model; valid"):
+    with pytest.raises(ValueError, match=r"INERTIA_DIGITS_MODEL='digits-64' is neither an embedded digits model"):
         load_image_pipeline(device="cpu")
 
 

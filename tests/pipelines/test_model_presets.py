@@ -7,19 +7,19 @@ import shutil
 
 import pytest
 import torch
+from fixture_models import DIGITS16_DIR
 
+from inertia.adapters.diffusers.guidance_hook import guidance_hook
 from inertia.attention import MomentumAttention
-from inertia.guidance import APG, HiGS
-from inertia.guidance.classic import guidance_hook
-from inertia.pipelines import configure, load_image_pipeline
-from inertia.pipelines.loading import DIGITS16_DIR
-from inertia.pipelines.model_presets import (
+from inertia.core.presets.models import (
     PRESETS_FILE,
     check_model_presets,
     model_presets,
     read_model_presets,
     write_model_presets,
 )
+from inertia.guidance import APG, HiGS
+from inertia.pipelines import configure, load_image_pipeline
 from inertia.pipelines.presets import guidance_methods
 
 TUNED = {

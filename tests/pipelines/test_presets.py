@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from inertia.adapters.diffusers.guidance_hook import guidance_hook
 from inertia.guidance import APG, HiGS
-from inertia.guidance.classic import guidance_hook
 from inertia.pipelines import load_digits_pipeline
 from inertia.pipelines.presets import (
     ATTENTION_PRESETS,

@@ -11,8 +11,8 @@ from transformers import PreTrainedTokenizerFast
 
 import inertia.pipelines.text as text_module
 from inertia.pipelines.text import SMOLLM2_GGUF_FILE, TextModelNotFoundError, load_text_model, smollm2_gguf_path
-from tests.decoders.smollm2 import shared_smollm2
-from tests.decoders.tiny_lm import tiny_llama
+from tests.adapters.transformers.smollm2 import shared_smollm2
+from tests.adapters.transformers.tiny_lm import tiny_llama
 
 
 @pytest.mark.xdist_group("smollm2")

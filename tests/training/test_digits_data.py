@@ -1,4 +1,4 @@
-"""Tests of the offline coloured digits data set (`inertia.training.digits_data`)."""
+"""Tests of the offline coloured digits data set (`inertia.data.digits`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inertia.training.digits_data import (
+from inertia.data.digits import (
     BACKGROUND_COLOURS,
     FOREGROUND_COLOURS,
     MIN_LUMA_CONTRAST,

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inertia.attention.lm import add_momentum_gates, disable_lm_momentum_attention
+from inertia.adapters.transformers.attention_interface import add_momentum_gates, disable_lm_momentum_attention
 from inertia.training.lm_momentum import LMFinetuneConfig, finetune, held_out_nll, text_blocks
-from tests.decoders.tiny_lm import tiny_llama
+from tests.adapters.transformers.tiny_lm import tiny_llama
 
 
 class CharTokenizer:

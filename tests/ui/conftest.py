@@ -1,6 +1,6 @@
 """The app under test: built once per test process, served on a free 127.0.0.1 port and driven with gradio_client.
 
-Text tests share the process's SmolLM2 (``tests.decoders.smollm2.shared_smollm2``, loaded on first use) and carry
+Text tests share the process's SmolLM2 (``tests.adapters.transformers.smollm2.shared_smollm2``, loaded on first use) and carry
 ``xdist_group("smollm2")``, so with ``--dist loadgroup`` one worker loads it once for every test that needs it.
 """
 
@@ -52,7 +52,7 @@ def serve_on_free_port(demo: Any) -> Any:
 
 
 def _shared_text_model(device: Any) -> tuple[Any, Any]:
-    from tests.decoders.smollm2 import shared_smollm2
+    from tests.adapters.transformers.smollm2 import shared_smollm2
 
     return shared_smollm2()
 

@@ -8,9 +8,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from inertia.pipelines.text_generation import generate_text
-from tests.decoders.smollm2 import shared_smollm2
+from tests.adapters.transformers.smollm2 import shared_smollm2
 
-pytestmark = pytest.mark.xdist_group("smollm2")  # one SmolLM2 load per worker, shared with tests/decoders
+pytestmark = pytest.mark.xdist_group("smollm2")  # one SmolLM2 load per worker, shared with tests/adapters/transformers
 
 TOKENS = 10
 

@@ -32,7 +32,7 @@ def test_sampler_preset_from_controls(args, expected) -> None:
 
 
 def test_auto_beta_follows_scale_and_steps() -> None:
-    from inertia.samplers.recommend import recommended_beta
+    from inertia.core.samplers.beta_policy import recommended_beta
 
     for scale, steps in ((7.5, 20), (15.0, 10), (3.0, 50)):
         expected = f"hb-dpm++:{recommended_beta(scale, steps, 'hb-dpm'):g}"

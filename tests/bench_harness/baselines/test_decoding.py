@@ -16,7 +16,7 @@ from benchmarks.baselines.decoding import (
     dry_match_lengths,
     sequence_breaker_ids,
 )
-from tests.decoders.tiny_lm import PAD, left_pad, tiny_llama
+from tests.adapters.transformers.tiny_lm import PAD, left_pad, tiny_llama
 
 
 def naive_dry(

@@ -25,7 +25,7 @@ from benchmarks.baselines.guidance import (
     from_pyramid,
     laplacian_pyramid,
 )
-from inertia.guidance.state import GuidanceState, guide
+from inertia.core.guidance.state import GuidanceState, guide
 
 SCALES = (1.5, 7.5, 25.0)
 SHAPES = ((2, 4, 8, 8), (3, 3, 16, 16))

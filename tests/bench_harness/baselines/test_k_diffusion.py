@@ -1,7 +1,7 @@
 """The transcribed k-diffusion samplers (benchmarks.baselines.k_diffusion) on problems with known answers.
 
 Gaussian data x0 ~ N(MU, STD²) per element has a closed-form denoiser and a closed-form probability-flow ODE
-solution (tests/k_diffusion/references.py). On it every deterministic sampler must converge at its order, the
+solution (tests/adapters/k_diffusion/references.py). On it every deterministic sampler must converge at its order, the
 ancestral/SDE ones must reach N(MU, STD²), and where they overlap the samplers must agree with the rules transcribed
 for inertia's own k-diffusion tests and with inertia's β = 1 samplers. The side-by-side check against the real
 k-diffusion functions is in test_k_diffusion_real.py.
@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.baselines import k_diffusion as K
 from inertia.k_diffusion import sample_ghvb, sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
-from tests.k_diffusion.references import (
+from tests.adapters.k_diffusion.references import (
     MU,
     STD,
     exact_solution,

@@ -12,8 +12,8 @@ import torch
 
 from benchmarks.baselines import k_diffusion as K
 from benchmarks.exact_denoiser import sd15_alphas_cumprod
+from tests.adapters.k_diffusion.references import gaussian_denoiser, starting_sample
 from tests.bench_harness.baselines import real_k_diffusion
-from tests.k_diffusion.references import gaussian_denoiser, starting_sample
 
 LOADED = real_k_diffusion.load()
 pytestmark = pytest.mark.skipif(

@@ -1,0 +1,8 @@
+"""One adapter package per host: each translates its host's calling convention into :mod:`inertia.core` calls.
+
+- :mod:`inertia.adapters.diffusers`: schedulers, the classic-pipeline guidance hook, modular guiders, attention hooks.
+- :mod:`inertia.adapters.transformers`: the logits processor, ``custom_generate`` callables, the attention interface.
+- :mod:`inertia.adapters.k_diffusion`: k-diffusion-style sampler functions (no diffusers, no transformers).
+
+No adapter imports another.
+"""

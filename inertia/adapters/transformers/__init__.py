@@ -1,0 +1,1 @@
+"""The transformers adapter: logits processor, ``custom_generate`` callables and the attention interface."""
