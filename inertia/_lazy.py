@@ -32,6 +32,16 @@ def lazy_attributes(package: str, names: Mapping[str, str]) -> tuple[Callable[[s
     return __getattr__, __dir__
 
 
+def names_by_module(table: Mapping[str, str]) -> dict[str, str]:
+    """A lazy-attribute table written module by module: ``{module: "name other_name ..."}`` → ``{name: module}``.
+
+    Example:
+        >>> names_by_module({"inertia.core.validation": "check_int check_range"})
+        {'check_int': 'inertia.core.validation', 'check_range': 'inertia.core.validation'}
+    """
+    return {name: module for module, names in table.items() for name in names.split()}
+
+
 def alias_module(old: str, new: str) -> None:
     """Makes the module ``old`` the very module ``new`` (``sys.modules[old] = new``): an old import path that keeps
     working after its code moved, for saved pipelines (``model_index.json`` records module paths) and user code.

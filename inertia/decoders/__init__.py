@@ -14,15 +14,15 @@ Example:
     >>> # model.generate(**inputs, custom_generate=contrastive_search, penalty_alpha=0.6, top_k=5)
 """
 
-from inertia._lazy import lazy_attributes
+from inertia._lazy import lazy_attributes, names_by_module
 
-_NAMES = {
-    "DEFAULT_RESISTANCE": "inertia.core.decoding.momentum",
-    "RESISTANCE_PRESETS": "inertia.core.decoding.momentum",
-    "MomentumDecodingLogitsProcessor": "inertia.adapters.transformers.logits_processor",
-    "contrastive_search": "inertia.adapters.transformers.contrastive_search",
-    "momentum_decode": "inertia.adapters.transformers.momentum_generate",
-    "repetition_levels": "inertia.core.decoding.momentum",
-}
+_NAMES = names_by_module(
+    {
+        "inertia.core.decoding.momentum": "DEFAULT_RESISTANCE RESISTANCE_PRESETS repetition_levels",
+        "inertia.adapters.transformers.logits_processor": "MomentumDecodingLogitsProcessor",
+        "inertia.adapters.transformers.contrastive_search": "contrastive_search",
+        "inertia.adapters.transformers.momentum_generate": "momentum_decode",
+    }
+)
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_attributes(__name__, _NAMES)  # imported on first use: the math loads without transformers

@@ -18,19 +18,16 @@ Example:
     'x0'
 """
 
-from inertia._lazy import lazy_attributes
+from inertia._lazy import lazy_attributes, names_by_module
 
-_NAMES = {
-    "APG": "inertia.core.guidance.config",
-    "CFG": "inertia.core.guidance.config",
-    "HiGS": "inertia.core.guidance.config",
-    "APG_PRESETS": "inertia.core.presets.apg",
-    "APGPreset": "inertia.core.presets.apg",
-    "GuidanceLayoutError": "inertia.adapters.diffusers.guidance_layouts",
-    "apply_guidance": "inertia.adapters.diffusers.guidance_hook",
-    "remove_guidance": "inertia.adapters.diffusers.guidance_hook",
-    "APGGuider": "inertia.adapters.diffusers.guiders",
-    "HiGSGuider": "inertia.adapters.diffusers.guiders",
-}
+_NAMES = names_by_module(
+    {
+        "inertia.core.guidance.config": "APG CFG HiGS",
+        "inertia.core.presets.apg": "APG_PRESETS APGPreset",
+        "inertia.adapters.diffusers.guidance_layouts": "GuidanceLayoutError",
+        "inertia.adapters.diffusers.guidance_hook": "apply_guidance remove_guidance",
+        "inertia.adapters.diffusers.guiders": "APGGuider HiGSGuider",
+    }
+)
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_attributes(__name__, _NAMES)

@@ -9,23 +9,19 @@ Example:
     >>> from inertia.pipelines import DigitsPipeline, configure, load_digits_pipeline, load_image_pipeline
 """
 
-from inertia._lazy import lazy_attributes
+from inertia._lazy import lazy_attributes, names_by_module
 
-_NAMES = {
-    "ATTENTION_PRESETS": "inertia.core.presets.pipeline",
-    "EMBEDDED_DIGITS_DIR": ".loading",
-    "GUIDANCE_PRESETS": "inertia.core.presets.pipeline",
-    "SAMPLER_PRESETS": "inertia.core.presets.pipeline",
-    "TEXT_METHODS": ".text_generation",
-    "DigitsPipeline": ".digits",
-    "EmbeddedWeightsNotFoundError": ".loading",
-    "ModelLoadError": ".limits",
-    "TextModelNotFoundError": ".text",
-    "configure": ".presets",
-    "generate_text": ".text_generation",
-    "load_digits_pipeline": ".loading",
-    "load_image_pipeline": ".image",
-    "load_text_model": ".text",
-}
+_NAMES = names_by_module(
+    {
+        "inertia.core.presets.pipeline": "ATTENTION_PRESETS GUIDANCE_PRESETS SAMPLER_PRESETS",
+        "inertia.pipelines.loading": "EMBEDDED_DIGITS_DIR EmbeddedWeightsNotFoundError load_digits_pipeline",
+        "inertia.pipelines.text_generation": "TEXT_METHODS generate_text",
+        "inertia.pipelines.digits": "DigitsPipeline",
+        "inertia.pipelines.limits": "ModelLoadError",
+        "inertia.pipelines.text": "TextModelNotFoundError load_text_model",
+        "inertia.pipelines.presets": "configure",
+        "inertia.pipelines.image": "load_image_pipeline",
+    }
+)
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_attributes(__name__, _NAMES)

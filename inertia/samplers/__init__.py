@@ -14,29 +14,16 @@ Example:
 
 from typing import Any
 
-from inertia._lazy import lazy_attributes
+from inertia._lazy import lazy_attributes, names_by_module
 
-_NAMES = {
-    **dict.fromkeys(
-        (
-            "MOMENTUM_METHODS",
-            "MomentumState",
-            "adams_bashforth_coefficients",
-            "ghvb_coefficients",
-            "ghvb_direction",
-            "hb_direction",
-            "momentum_direction",
-            "momentum_number_to_order_beta",
-            "nt_direction",
-            "order_beta_to_momentum_number",
-        ),
-        "inertia.core.samplers.plms_momentum",
-    ),
-    "AUTO_METHODS": "inertia.core.samplers.beta_policy",
-    "recommended_beta": "inertia.core.samplers.beta_policy",
-    "MomentumDPMSolverMultistepScheduler": "inertia.adapters.diffusers.scheduling_momentum_dpmsolver",
-    "MomentumPLMSScheduler": "inertia.adapters.diffusers.scheduling_momentum_plms",
-}
+_NAMES = names_by_module(
+    {
+        "inertia.core.samplers.plms_momentum": "MOMENTUM_METHODS MomentumState adams_bashforth_coefficients ghvb_coefficients ghvb_direction hb_direction momentum_direction momentum_number_to_order_beta nt_direction order_beta_to_momentum_number",
+        "inertia.core.samplers.beta_policy": "AUTO_METHODS recommended_beta",
+        "inertia.adapters.diffusers.scheduling_momentum_dpmsolver": "MomentumDPMSolverMultistepScheduler",
+        "inertia.adapters.diffusers.scheduling_momentum_plms": "MomentumPLMSScheduler",
+    }
+)
 __all__ = sorted([*_NAMES, "MOMENTUM_SCHEDULERS"])
 _getattr, _dir = lazy_attributes(__name__, _NAMES)
 

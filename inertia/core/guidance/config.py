@@ -103,16 +103,7 @@ class APG:
     norm_dims: NormDims = "per_sample"
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "eta",
-            check_range(
-                "eta",
-                self.eta,
-                0.0,
-                1.0,
-            ),
-        )
+        object.__setattr__(self, "eta", check_range("eta", self.eta, 0.0, 1.0))
         object.__setattr__(
             self, "momentum", check_range("momentum", self.momentum, -1.0, 1.0, low_open=True, high_open=True)
         )
@@ -123,12 +114,7 @@ class APG:
             )
         object.__setattr__(self, "norm_threshold", threshold)
         check_choice("space", self.space, SPACES)
-        start = check_range(
-            "start",
-            self.start,
-            0.0,
-            1.0,
-        )
+        start = check_range("start", self.start, 0.0, 1.0)
         object.__setattr__(self, "start", start)
         stop = check_real("stop", self.stop, finite=False)
         if not start <= stop <= 1.0:
@@ -284,29 +270,15 @@ class HiGS:
         if not (0.0 <= weight < math.inf):
             raise ValueError(f"`weight` must be finite and >= 0, got {self.weight!r}.")
         object.__setattr__(self, "weight", weight)
-        object.__setattr__(self, "ema", check_range("ema", self.ema, 0.0, 1.0, low_open=True, high_open=False))
-        object.__setattr__(self, "t_min", check_range("t_min", self.t_min, 0.0, 1.0, low_open=False, high_open=True))
-        t_max = check_range("t_max", self.t_max, 0.0, 1.0, low_open=True, high_open=False)
+        object.__setattr__(self, "ema", check_range("ema", self.ema, 0.0, 1.0, low_open=True))
+        object.__setattr__(self, "t_min", check_range("t_min", self.t_min, 0.0, 1.0, high_open=True))
+        t_max = check_range("t_max", self.t_max, 0.0, 1.0, low_open=True)
         if t_max <= self.t_min:
             raise ValueError(f"`t_max` must be in (t_min, 1] = ({self.t_min}, 1.0], got {self.t_max!r}.")
         object.__setattr__(self, "t_max", t_max)
-        object.__setattr__(
-            self,
-            "eta",
-            check_range(
-                "eta",
-                self.eta,
-                0.0,
-                1.0,
-            ),
-        )
+        object.__setattr__(self, "eta", check_range("eta", self.eta, 0.0, 1.0))
         if self.cutoff is not None:
-            cutoff = check_range(
-                "cutoff",
-                self.cutoff,
-                0.0,
-                math.sqrt(2.0),
-            )
+            cutoff = check_range("cutoff", self.cutoff, 0.0, math.sqrt(2.0))
             object.__setattr__(self, "cutoff", cutoff)
         sharpness = check_real("sharpness", self.sharpness, finite=False)
         if not (0.0 < sharpness < math.inf):
