@@ -54,7 +54,7 @@ BATCH = 64
 REFERENCE_STEPS = 300
 
 #: Stock solvers (their study implementations equal diffusers' DDIM-as-DPM-Solver++(1), DPM-Solver++(2M) and UniPC
-#: to float32 rounding on the host grids; see tests/benchmarks/test_study_solvers.py).
+#: to float32 rounding on the host grids; see tests/bench_harness/test_sampler_study.py).
 STOCK: dict[str, Candidate] = {
     "DDIM": Candidate(order=1.0),
     "DPM++2M": Candidate(),

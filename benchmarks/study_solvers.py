@@ -8,7 +8,9 @@ noise level, k-diffusion's convention): DPM-Solver++ and UniPC in data predictio
 variables as in the host's VP or flow variables, so one implementation serves every schedule. The stock grid of a
 problem is the σ sequence diffusers' DPM-Solver builds for that config.
 
-Candidates (all on data predictions D, newest first):
+Candidates (all on data predictions D, newest first). Heavy-ball DPM-Solver++(2M) is inertia's own sampler
+(:func:`inertia.k_diffusion.sample_hb_dpmpp_2m`) and the variations below are built from inertia's math
+(:mod:`inertia.samplers.dpm_momentum`: the 2M combination, the heavy ball and the step), not a transcription of it:
 
 * ``dpm``: DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Alg. 2) with heavy-ball momentum on its
   combination U (Wizadwongsa et al. 2024, arXiv 2307.11118, eq. 13 and App. H), a per-step β, a fractional order
@@ -31,6 +33,8 @@ from diffusers import DPMSolverMultistepScheduler
 
 from benchmarks.exact_denoiser import ExactDenoiser, initial_noise, make_dataset
 from benchmarks.sampler_grid import base_config
+from inertia.k_diffusion import sample_hb_dpmpp_2m
+from inertia.samplers.dpm_momentum import dpmpp_2m_combination, dpmpp_update, heavy_ball
 
 __all__ = [
     "SCHEDULES",
@@ -41,6 +45,7 @@ __all__ = [
     "reference_solution",
     "respace",
     "solve",
+    "solve_variant",
     "start_noise",
     "stock_sigmas",
 ]
@@ -183,6 +188,31 @@ class Candidate:
         parts.append("stock-σ" if self.rho is None else f"ρ{self.rho:g}")
         return " ".join(parts)
 
+    @property
+    def is_hb_dpmpp_2m(self) -> bool:
+        """Whether this is plain heavy-ball DPM-Solver++(2M) (any β, any spacing): inertia's own sampler."""
+        return self.base == "dpm" and self.order == 2.0 and self.max_weight is None
+
+    def step_beta(self, i: int, steps: int) -> float:
+        """β of step ``i`` of ``steps`` (``early_beta`` on the first half, then 1, when set)."""
+        if self.early_beta is None:
+            return self.beta
+        return self.early_beta if i < steps / 2 else 1.0
+
+    def combination(self, m0: torch.Tensor, m1: torch.Tensor, h: float, h_last: float) -> torch.Tensor:
+        """This setting's U from the newest data predictions m0 and m1 (newest first), λ steps h and h_last.
+
+        The 2M combination is inertia's own (:func:`~inertia.samplers.dpm_momentum.dpmpp_2m_combination`,
+        U = D0 + ½·(h/h_last)·(D0 − D1), = UniP-2). The study's two variations of it scale its correction: the weight
+        ½·h/h_last is bounded by ``max_weight`` and multiplied by ``order − 1`` (order 1 = DDIM, 2 = 2M).
+        """
+        combination = dpmpp_2m_combination(m0, m1, h, h_last)
+        weight = 0.5 * h / h_last
+        scaled = (weight if self.max_weight is None else min(weight, self.max_weight)) * (self.order - 1.0)
+        if scaled == weight:
+            return combination
+        return torch.lerp(m0, combination, scaled / weight)  # D0 + (scaled/weight)·(U − D0)
+
 
 def _unic_weights(h: float, r: float) -> tuple[float, float]:
     """UniC-2 weights (ρ_1, ρ_t) for B(h) = e^{h} − 1 (Zhao et al. Alg. 2 with R = [[1, 1], [r, 1]]).
@@ -197,16 +227,36 @@ def _unic_weights(h: float, r: float) -> tuple[float, float]:
     return rho_1, b1 - rho_1
 
 
-def _heavy_ball(velocity: torch.Tensor | None, combination: torch.Tensor, beta: float) -> torch.Tensor:
-    # v ← (1 − β)·v + β·U (Wizadwongsa et al. eq. 13); the first multistep step starts v at U.
-    return combination if velocity is None or beta == 1.0 else torch.lerp(velocity, combination, beta)
-
-
 def solve(
     candidate: Candidate, model: GuidedX0, x: torch.Tensor, sigmas: torch.Tensor, labels: torch.Tensor, guidance: float
 ) -> torch.Tensor:
-    """Sample with ``candidate`` on ``sigmas`` (ending in 0) from ``x`` at ``sigmas[0]``; NFE = len(sigmas) − 1."""
-    levels = [float(s) for s in respace(sigmas, candidate.rho)]
+    """Sample with ``candidate`` on ``sigmas`` (ending in 0) from ``x`` at ``sigmas[0]``; NFE = len(sigmas) − 1.
+
+    Heavy-ball DPM-Solver++(2M) itself (base ``dpm``, order 2, no bound: our method, with one β or a per-step β) is
+    inertia's :func:`~inertia.k_diffusion.sample_hb_dpmpp_2m`; the study's variations of it (UniPC, the bounded or
+    fractional-order correction) run in :func:`solve_variant`.
+    """
+    placed = respace(sigmas, candidate.rho)
+    if not candidate.is_hb_dpmpp_2m:
+        return solve_variant(candidate, model, x, placed, labels, guidance)
+    steps = len(placed) - 1
+    betas = [candidate.step_beta(i, steps) for i in range(steps)]
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return model(x, float(sigma[0]), labels, guidance)
+
+    return sample_hb_dpmpp_2m(denoiser, x, placed, disable=True, beta=betas)
+
+
+def solve_variant(
+    candidate: Candidate, model: GuidedX0, x: torch.Tensor, sigmas: torch.Tensor, labels: torch.Tensor, guidance: float
+) -> torch.Tensor:
+    """:func:`solve` for the study's variations of DPM-Solver++(2M), on ``sigmas`` as given (already re-spaced).
+
+    The step, the 2M combination and the heavy ball are inertia's (:mod:`inertia.samplers.dpm_momentum`); what is
+    the study's own is UniPC's corrector and the scaled correction (:meth:`Candidate.combination`).
+    """
+    levels = [float(s) for s in sigmas]
     steps = len(levels) - 1
     velocity: torch.Tensor | None = None
     history: list[tuple[torch.Tensor, float]] = []  # (D, λ) of the last two points, newest first
@@ -223,15 +273,13 @@ def solve(
                 rho_1, rho_t = _unic_weights(h, d1_term[1])
                 corrected = m0 + rho_1 * d1_term[0] + rho_t * (denoised - m0)
             if d1_term is not None:
-                velocity = _heavy_ball(velocity_before, corrected, beta)
+                velocity = heavy_ball(velocity_before, corrected, beta)
                 corrected = velocity
-            x = (levels[i] / levels[i - 1]) * x_s - math.expm1(-h) * corrected
+            x = dpmpp_update(x_s, corrected, h, levels[i] / levels[i - 1])
         if levels[i + 1] == 0.0:
             return denoised  # the step to σ = 0 returns D (first order, as diffusers with final σ 0)
         h = math.log(levels[i] / levels[i + 1])  # h = λ_t − λ_s
-        beta = candidate.beta
-        if candidate.early_beta is not None:
-            beta = candidate.early_beta if i < steps / 2 else 1.0
+        beta = candidate.step_beta(i, steps)
         velocity_before = velocity
         d1_term = None
         if not history:
@@ -239,16 +287,12 @@ def solve(
         else:
             m1, lam1 = history[0]
             h_last = lam - lam1
-            weight = 0.5 * h / h_last  # U = D0 + ½·(h/h_last)·(D0 − D1)  (DPM-Solver++(2M), = UniP-2)
-            if candidate.max_weight is not None:
-                weight = min(weight, candidate.max_weight)
-            weight *= candidate.order - 1.0  # fractional order: order 1 = DDIM, 2 = 2M
-            combination = denoised + weight * (denoised - m1)
+            combination = candidate.combination(denoised, m1, h, h_last)
             d1_term = ((m1 - denoised) * (h / -h_last), -h_last / h)  # UniPC's D1 = (m1 − m0)/r and r
-            velocity = _heavy_ball(velocity, combination, beta)
+            velocity = heavy_ball(velocity, combination, beta)
             combination = velocity
         x_s = x
-        x = (levels[i + 1] / levels[i]) * x - math.expm1(-h) * combination  # x_t = (σ_t/σ_s)·x − (e^{−h}−1)·U
+        x = dpmpp_update(x, combination, h, levels[i + 1] / levels[i])  # x_t = (σ_t/σ_s)·x − (e^{−h}−1)·U
         if candidate.base == "unipc" and i + 1 < steps and levels[i + 2] > 0.0:
             pending = (x_s, denoised, d1_term, h, beta, velocity_before)
         history = [(denoised, lam)]

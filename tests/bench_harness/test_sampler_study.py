@@ -9,7 +9,16 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from benchmarks.sampler_grid import base_config
-from benchmarks.study_solvers import Candidate, GuidedX0, Problem, respace, solve, start_noise, stock_sigmas
+from benchmarks.study_solvers import (
+    Candidate,
+    GuidedX0,
+    Problem,
+    respace,
+    solve,
+    solve_variant,
+    start_noise,
+    stock_sigmas,
+)
 
 
 def _diffusers_run(scheduler, model, noise, labels, guidance, steps, stop):
@@ -51,3 +60,18 @@ def test_respace_keeps_ends_and_count():
     gaps = (placed[:-2] - placed[1:-1]).tolist()
     assert max(gaps) - min(gaps) < 1e-9  # ρ = 1: uniform in σ
     assert torch.equal(respace(sigmas, None), sigmas)
+
+
+@pytest.mark.parametrize("candidate", [Candidate(beta=0.8), Candidate(early_beta=0.6, rho=3.0)])
+def test_heavy_ball_candidates_are_inertias_sampler(candidate):
+    """Plain HB-DPM++(2M) runs as inertia's `sample_hb_dpmpp_2m`; the study's own loop takes the same steps."""
+    problem = Problem("t", 5, 5, "sd15", "tune", per_class=16)
+    dataset = problem.dataset()
+    model = GuidedX0(dataset)
+    labels = torch.arange(4) % 10
+    sigmas, scale = stock_sigmas("sd15", 8)
+    x = start_noise(problem, 4, dataset.shape) * scale
+    assert candidate.is_hb_dpmpp_2m
+    ours = solve(candidate, model, x, sigmas, labels, 7.5)
+    loop = solve_variant(candidate, model, x, respace(sigmas, candidate.rho), labels, 7.5)
+    torch.testing.assert_close(ours, loop, rtol=1e-10, atol=1e-10)
