@@ -49,7 +49,7 @@ lock:
 		cat $(LOCK).new) > $(LOCK) && rm $(LOCK).new
 
 # k-diffusion's own wheel (not installed: its torchvision import needs CUDA torch), read by the side-by-side tests of
-# tests/bench_harness/baselines/real_k_diffusion.py; they skip without it.
+# tests/bench_harness/peers/real_k_diffusion.py; they skip without it.
 KDIFF_WHEEL := benchmarks/out/wheels/k_diffusion-0.1.1.post1-py3-none-any.whl
 k-diffusion-wheel: $(KDIFF_WHEEL)
 $(KDIFF_WHEEL):

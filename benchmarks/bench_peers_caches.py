@@ -11,9 +11,9 @@ four aggressiveness settings: TaylorSeer order 1 and order 2, Pyramid Attention 
 attention rule (attention-level forecasts or reuse), First Block Cache (FBC) and MagCache (skip the whole network
 after a first block / by a calibrated schedule), and "fewer steps" of the same solver (DPM-Solver++(2M)), the
 baseline any cache must beat. diffusers' own hooks select transformer blocks by name and do not attach to the digits
-UNet, so the peers run through :mod:`benchmarks.baselines.cache_hooks` (attention modules; on Flux its attention-
-and block-level adapters give outputs bit-identical to diffusers' hooks, ``tests/bench_harness/baselines/test_caches.py``)
-and :mod:`benchmarks.baselines.unet_cache_hooks` (FBC and MagCache on UNets); FasterCache's rule is inertia's
+UNet, so the peers run through :mod:`benchmarks.peers.cache_hooks` (attention modules; on Flux its attention-
+and block-level adapters give outputs bit-identical to diffusers' hooks, ``tests/bench_harness/peers/test_caches.py``)
+and :mod:`benchmarks.peers.unet_cache_hooks` (FBC and MagCache on UNets); FasterCache's rule is inertia's
 ``first_order`` mode (attention part only, no CFG-Cache).
 
 **Quality** (the embedded digits model, ``images_per_digit`` x 10 images, 20 steps, guidance 3, ``--seed``, default
@@ -54,10 +54,10 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, FluxTransformer2DModel, UNet2DModel
 
-from benchmarks.baselines.cache_hooks import CacheHandle, apply_attention_cache
-from benchmarks.baselines.caches import FirstBlockCache, MagCache, PyramidBroadcast, TaylorSeer
-from benchmarks.baselines.unet_cache_hooks import apply_unet_cache
 from benchmarks.bench_attention import QUICK_UNET, SD15_UNET, _build_unets, _sync
+from benchmarks.peers.cache_hooks import CacheHandle, apply_attention_cache
+from benchmarks.peers.caches import FirstBlockCache, MagCache, PyramidBroadcast, TaylorSeer
+from benchmarks.peers.unet_cache_hooks import apply_unet_cache
 from benchmarks.peers_caches_report import report
 from inertia.attention import MomentumAttention, apply_momentum_attention, remove_momentum_attention
 

@@ -1,7 +1,7 @@
 """Momentum decoding against the decoding methods users run instead (issue 14), on SmolLM2-135M, offline.
 
 Rows: greedy; greedy + ``repetition_penalty`` 1.2; greedy + ``no_repeat_ngram_size`` 3; DRY over greedy (multiplier
-0.8, base 1.75, allowed length 2, breakers newline ``:`` ``"`` ``*``; :class:`benchmarks.baselines.decoding.
+0.8, base 1.75, allowed length 2, breakers newline ``:`` ``"`` ``*``; :class:`benchmarks.peers.decoding.
 DRYLogitsProcessor`); contrastive search (α 0.6, k 5); momentum decoding at our defaults (α 0.2, k 5), at α 0.4 (the setting the
 ``--tune`` table pointed to) and, where :data:`TUNED_MOMENTUM` is set, at the setting ``--tune`` picked on separate articles; nucleus sampling (p 0.95, seeded)
 as the stochastic reference.
@@ -125,7 +125,7 @@ def generate_kwargs(spec: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     """``generate`` keyword arguments of a row: the inertia functions and the DRY processor resolved."""
     from transformers import LogitsProcessorList
 
-    from benchmarks.baselines.decoding import DRYLogitsProcessor, sequence_breaker_ids
+    from benchmarks.peers.decoding import DRYLogitsProcessor, sequence_breaker_ids
     from inertia.decoders import contrastive_search, momentum_decode
 
     kwargs = dict(spec)

@@ -1,7 +1,7 @@
 """Guidance against diffusers' guiders on the embedded 32x32 digits model (issue 14, area 2).
 
 Rows: the pipeline's CFG; diffusers' guiders at their defaults, their rules run through inertia's classic guidance
-hook (:mod:`benchmarks.baselines.guidance`; the digits pipeline is not modular): CFG with ``guidance_rescale`` 0.7,
+hook (:mod:`benchmarks.peers.guidance`; the digits pipeline is not modular): CFG with ``guidance_rescale`` 0.7,
 CFG-Zero* (and CFG-Zero* without its zero-init step, which is meant for flow models), diffusers' APG guider,
 tangential CFG, frequency-decoupled (high frequencies at w, low at w/2: the guider's default 10/5 ratio) and
 magnitude-aware; ours with the model's tuned presets (``inertia_presets.json``): ``apg``, ``higs`` and ``apg+higs``. Every cell (row, guidance scale w, NFE) samples the same evaluation seeds with the
@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.baselines.guidance import PEERS
 from benchmarks.embedded_model import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
+from benchmarks.peers.guidance import PEERS
 from inertia.guidance import apply_guidance
 from inertia.metrics import real_colour_stats, real_fd_baseline
 from inertia.pipelines.limits import check_image_model_name

@@ -5,7 +5,7 @@ SD1.5 VP schedule, closed-form guided denoiser, so every error is the sampler's)
 
 * diffusers' solvers from the §1 catalogue (:func:`benchmarks.sampler_grid.diffusers_solvers`, trailing spacing), run
   as a pipeline runs them;
-* k-diffusion 0.1.1's samplers (:mod:`benchmarks.baselines.k_diffusion`, bit-identical to the real functions) on two
+* k-diffusion 0.1.1's samplers (:mod:`benchmarks.peers.k_diffusion`, bit-identical to the real functions) on two
   sigma grids: the model's own discrete sigmas (k-diffusion's ``DiscreteSchedule.get_sigmas``, ComfyUI's "normal")
   and Karras et al.'s ρ = 7 grid between the model's σ_min and σ_max (ComfyUI's "karras"). The exact denoiser is
   wrapped as a k-diffusion denoiser (:class:`KDiffusionDenoiser`: x_ve = x_vp/α, σ = sqrt((1 − ᾱ)/ᾱ), returns x0);
@@ -19,10 +19,10 @@ steps that fit the budget, ``2·steps − 1 <= NFE``, and the actual count is re
 
 Metrics: for deterministic samplers the RMSE of the final latents to the 1000-step DPM-Solver++(2M) ODE reference
 from the same noise (§1's reference). Stochastic samplers (ancestral, SDE) do not solve the ODE, so RMSE to it is not
-their error; they all get one seeded Brownian path in σ (:class:`benchmarks.baselines.brownian.BrownianNoiseSampler`,
+their error; they all get one seeded Brownian path in σ (:class:`benchmarks.peers.brownian.BrownianNoiseSampler`,
 what k-diffusion's SDE samplers use by default) and are measured against a 1000-step DPM++ 2M SDE run on the same
 path (its strong error: all of them converge to that one solution as steps shrink, tested in
-``tests/bench_harness/baselines``). The ``vs`` column says which reference a row is measured against. Every row
+``tests/bench_harness/peers``). The ``vs`` column says which reference a row is measured against. Every row
 also gets the magnitude score, the median per-sample error and the median distance to the nearest data point.
 
 Usage::
@@ -47,7 +47,6 @@ from typing import Any
 
 import torch
 
-from benchmarks.baselines import k_diffusion as K
 from benchmarks.bench_samplers import FAR_ERROR, compute_reference
 from benchmarks.cli_lists import comma_floats, comma_ints
 from benchmarks.exact_denoiser import (
@@ -64,6 +63,7 @@ from benchmarks.exact_denoiser import (
     steps_for_nfe,
     to_vp,
 )
+from benchmarks.peers import k_diffusion as K
 from benchmarks.sampler_grid import AUTO, DIFFUSERS, DPM_BETAS, Solver, base_config, diffusers_solvers, inertia_solvers
 
 __all__ = [
@@ -83,7 +83,7 @@ __all__ = [
 KDIFF = "k-diffusion"
 INERTIA = "inertia"
 GRIDS = ("discrete", "karras")
-"""The sigma grids the k-diffusion-style samplers run on (names of :func:`benchmarks.baselines.k_diffusion.get_sigmas`)."""
+"""The sigma grids the k-diffusion-style samplers run on (names of :func:`benchmarks.peers.k_diffusion.get_sigmas`)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks import bench_peers_guidance as bench
-from benchmarks.baselines.guidance import PEERS
+from benchmarks.peers.guidance import PEERS
 
 
 def cell(method, accuracy, saturation, fd=1.0):

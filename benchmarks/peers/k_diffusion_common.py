@@ -1,4 +1,4 @@
-"""Plumbing and helpers shared by the transcribed k-diffusion samplers (see :mod:`benchmarks.baselines.k_diffusion`).
+"""Plumbing and helpers shared by the transcribed k-diffusion samplers (see :mod:`benchmarks.peers.k_diffusion`).
 
 Source: crowsonkb/k-diffusion 0.1.1.post1, ``k_diffusion/sampling.py`` (``to_d``, ``get_ancestral_step``,
 ``default_noise_sampler``; the churn of ``sample_euler``/``sample_heun``/``sample_dpm_2``).
@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.baselines.brownian import BrownianNoiseSampler
+from benchmarks.peers.brownian import BrownianNoiseSampler
 
 __all__ = ["Callback", "Model", "NoiseSampler", "get_ancestral_step", "to_d"]
 

@@ -1,4 +1,4 @@
-"""The peers' cache rules (benchmarks.baselines.caches / cache_hooks): known answers, and the same outputs as
+"""The peers' cache rules (benchmarks.peers.caches / cache_hooks): known answers, and the same outputs as
 diffusers' own hooks where those attach (a tiny Flux transformer with two double and two single blocks)."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from diffusers.hooks import (
 )
 from diffusers.hooks.mag_cache import FLUX_MAG_RATIOS
 
-from benchmarks.baselines.cache_hooks import apply_attention_cache, apply_block_cache
-from benchmarks.baselines.caches import (
+from benchmarks.peers.cache_hooks import apply_attention_cache, apply_block_cache
+from benchmarks.peers.caches import (
     FirstBlockCache,
     MagCache,
     MagCacheAccumulator,
@@ -31,7 +31,7 @@ from benchmarks.baselines.caches import (
     taylor_update,
     taylorseer_computes,
 )
-from benchmarks.baselines.unet_cache_hooks import apply_unet_cache
+from benchmarks.peers.unet_cache_hooks import apply_unet_cache
 from tests.tiny_pipelines import make_call_kwargs, make_components, single_threaded
 
 STEPS = 8

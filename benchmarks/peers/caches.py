@@ -1,10 +1,10 @@
 """The caching rules of diffusers' cache hooks, written as small pure functions (the peers of `extrapolate`).
 
 Benchmark reference code (issue 14, area 3), not product code. Pure torch, no diffusers import; the adapters that
-run these rules on a denoiser are in :mod:`benchmarks.baselines.cache_hooks`. Each rule is transcribed from its
+run these rules on a denoiser are in :mod:`benchmarks.peers.cache_hooks`. Each rule is transcribed from its
 paper and from diffusers 0.42.1's hook (``diffusers/hooks/<name>.py``), in the same order of operations, so that
 where diffusers' hook attaches (transformer blocks) both give the same outputs
-(``tests/bench_harness/baselines/test_caches.py``).
+(``tests/bench_harness/peers/test_caches.py``).
 
 * **TaylorSeer** (Liu et al. 2025, "From Reusing to Forecasting: Accelerating Diffusion Models with TaylorSeers",
   arXiv 2503.06923, Eq. 8-9): on computed steps keep the finite-difference estimates of a module output's

@@ -3,13 +3,13 @@
 A UNet has no residual stream running through all its blocks, so "the rest of the network" is everything after the
 probe (FBC: the first resnet block, whose ``output − input`` is the change indicator) and a skipped step returns the
 network output of the last computed step (for FBC after running the probe, for MagCache without running anything).
-The rules are those of :mod:`benchmarks.baselines.caches`; the transformer-block version, checked against diffusers'
-hooks, is :func:`benchmarks.baselines.cache_hooks.apply_block_cache`.
+The rules are those of :mod:`benchmarks.peers.caches`; the transformer-block version, checked against diffusers'
+hooks, is :func:`benchmarks.peers.cache_hooks.apply_block_cache`.
 
 Example:
     >>> import torch
     >>> from diffusers import UNet2DModel
-    >>> from benchmarks.baselines.caches import MagCache
+    >>> from benchmarks.peers.caches import MagCache
     >>> unet = UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4,
     ...                    down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
     >>> handle = apply_unet_cache(unet, MagCache(threshold=0.1, max_skip_steps=1, retention_ratio=0.0,
@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from diffusers.hooks.hooks import HookRegistry, ModelHook
 
-from benchmarks.baselines.cache_hooks import LAYER_HOOK, ROOT_HOOK, CacheHandle, StepClock, sample_shape, timestep_of
-from benchmarks.baselines.caches import (
+from benchmarks.peers.cache_hooks import LAYER_HOOK, ROOT_HOOK, CacheHandle, StepClock, sample_shape, timestep_of
+from benchmarks.peers.caches import (
     FirstBlockCache,
     MagCache,
     MagCacheAccumulator,

@@ -1,4 +1,4 @@
-"""DRY (benchmarks.baselines.decoding): exact against a plain loop written from the public description, the worked
+"""DRY (benchmarks.peers.decoding): exact against a plain loop written from the public description, the worked
 examples, breakers, batch independence, left padding, dtypes, bad input, and in ``generate`` on the tiny LM."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LogitsProcessorList
 
-from benchmarks.baselines.decoding import (
+from benchmarks.peers.decoding import (
     DEFAULT_SEQUENCE_BREAKERS,
     DRYLogitsProcessor,
     dry_match_lengths,

@@ -1,4 +1,4 @@
-"""The transcribed k-diffusion samplers (benchmarks.baselines.k_diffusion) on problems with known answers.
+"""The transcribed k-diffusion samplers (benchmarks.peers.k_diffusion) on problems with known answers.
 
 Gaussian data x0 ~ N(MU, STD²) per element has a closed-form denoiser and a closed-form probability-flow ODE
 solution (tests/k_diffusion/references.py). On it every deterministic sampler must converge at its order, the
@@ -15,7 +15,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.baselines import k_diffusion as K
+from benchmarks.peers import k_diffusion as K
 from inertia.k_diffusion import sample_ghvb, sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
 from tests.k_diffusion.references import (
     MU,

@@ -1,4 +1,4 @@
-"""k-diffusion's DPM-Solver++ samplers, transcribed (see :mod:`benchmarks.baselines.k_diffusion` for the source).
+"""k-diffusion's DPM-Solver++ samplers, transcribed (see :mod:`benchmarks.peers.k_diffusion` for the source).
 
 DPM-Solver++ (Lu et al. 2022, arXiv 2211.01095) integrates the ODE exactly in its linear part and approximates the
 data prediction D by a polynomial in λ = −log σ: one step from σ to σ_next with h = λ_next − λ is
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import trange
 
-from benchmarks.baselines.k_diffusion_common import (
+from benchmarks.peers.k_diffusion_common import (
     Callback,
     Model,
     ModelCall,

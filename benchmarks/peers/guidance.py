@@ -4,7 +4,7 @@ A user at high guidance who does not use inertia reaches for one of diffusers' g
 pipelines only) or for ``guidance_rescale``. To compare on pipelines that are not modular (SD, SDXL, our
 ``DigitsPipeline``), each rule is written here from its paper, in the diffusers-native form ``D_u + w (D_c − D_u)``
 that the guiders use by default, and wrapped as a :class:`~inertia.guidance.config.Combiner` for
-:func:`inertia.guidance.apply_guidance`. ``tests/bench_harness/baselines/test_guidance.py`` checks every rule against
+:func:`inertia.guidance.apply_guidance`. ``tests/bench_harness/peers/test_guidance.py`` checks every rule against
 diffusers' own guider class on random tensors.
 
 - :func:`rescale_guidance`: Lin et al., "Common Diffusion Noise Schedules and Sample Steps are Flawed" (WACV 2024,
@@ -30,7 +30,7 @@ on whatever prediction they get (``space="model_output"``: ε for the digits mod
 
 Example:
     >>> import torch
-    >>> from benchmarks.baselines.guidance import CFGPeer, magnitude_aware
+    >>> from benchmarks.peers.guidance import CFGPeer, magnitude_aware
     >>> cond, uncond = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
     >>> torch.allclose(magnitude_aware(cond, uncond, 7.5, alpha=0.0), uncond + 7.5 * (cond - uncond))
     True

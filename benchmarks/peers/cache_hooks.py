@@ -1,4 +1,4 @@
-"""diffusers model hooks that run the cache rules of :mod:`benchmarks.baselines.caches` on any denoiser.
+"""diffusers model hooks that run the cache rules of :mod:`benchmarks.peers.caches` on any denoiser.
 
 Benchmark adapters (issue 14, area 3). diffusers' own cache hooks select modules by name (``transformer_blocks``,
 ``blocks``, ...), so most of them do not attach to UNets such as the embedded digits model or SD1.5's. These adapters
@@ -10,7 +10,7 @@ run the same rules where they do not:
   current input is added back, so a skipped step never replays a stale residual stream.
 * `apply_block_cache`: First Block Cache or MagCache on a transformer's block lists (``transformer_blocks``,
   ``single_transformer_blocks``), as diffusers does; used to check our rules against diffusers' hooks.
-* :func:`benchmarks.baselines.unet_cache_hooks.apply_unet_cache`: First Block Cache or MagCache on a UNet.
+* :func:`benchmarks.peers.unet_cache_hooks.apply_unet_cache`: First Block Cache or MagCache on a UNet.
 
 Every installation returns a `CacheHandle` whose ``work`` lists, per denoiser call, what was computed: the kind
 (``"full"``, ``"probe"`` or ``"none"``) and the fraction of the hooked attention modules that were skipped. The
@@ -19,7 +19,7 @@ benchmark turns that into wall-clock with per-call costs measured on large model
 Example:
     >>> import torch
     >>> from diffusers import UNet2DModel
-    >>> from benchmarks.baselines.caches import TaylorSeer
+    >>> from benchmarks.peers.caches import TaylorSeer
     >>> unet = UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4,
     ...                    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"))
     >>> handle = apply_attention_cache(unet, TaylorSeer(max_order=1, interval=2, before=2))
@@ -41,7 +41,7 @@ import torch
 from diffusers.hooks._helpers import TransformerBlockRegistry
 from diffusers.hooks.hooks import HookRegistry, ModelHook
 
-from benchmarks.baselines.caches import (
+from benchmarks.peers.caches import (
     FirstBlockCache,
     MagCache,
     MagCacheAccumulator,

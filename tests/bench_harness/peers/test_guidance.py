@@ -1,4 +1,4 @@
-"""`benchmarks.baselines.guidance`: every peer rule equals diffusers' guider class, through our state/step path."""
+"""`benchmarks.peers.guidance`: every peer rule equals diffusers' guider class, through our state/step path."""
 
 import math
 
@@ -13,7 +13,7 @@ from diffusers.guiders import (
     TangentialClassifierFreeGuidance,
 )
 
-from benchmarks.baselines.guidance import (
+from benchmarks.peers.guidance import (
     PEERS,
     CFGPeer,
     CFGZeroStar,

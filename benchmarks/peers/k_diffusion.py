@@ -6,13 +6,13 @@ Source: crowsonkb/k-diffusion 0.1.1.post1 (MIT; the registry's release, December
 ``sample_dpmpp_3m_sde``, with their helpers ``to_d`` and ``get_ancestral_step``. Each function keeps k-diffusion's
 signature ``sample_x(model: Model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Mapping[str, Any] | None = None, callback: Callback | None = None, disable: bool | None = None, **options)`` and update rule;
 the code is written anew from the published rules and the papers they cite, and is tested against closed-form
-answers (and, where the wheel is at hand, against the real functions: ``tests/bench_harness/baselines``).
+answers (and, where the wheel is at hand, against the real functions: ``tests/bench_harness/peers``).
 
 Why not the package itself: its ``k_diffusion/__init__.py`` imports every submodule, and ``utils`` imports
 torchvision, whose registry wheels need the CUDA build of torch; ``sampling`` also imports torchsde and torchdiffeq.
 Differences, all deliberate:
 
-* The SDE samplers' default noise is :class:`~benchmarks.baselines.brownian.BrownianNoiseSampler` (a seeded Brownian
+* The SDE samplers' default noise is :class:`~benchmarks.peers.brownian.BrownianNoiseSampler` (a seeded Brownian
   path in σ, like k-diffusion's torchsde ``BrownianTreeNoiseSampler``) instead of torchsde's tree; pass
   ``noise_sampler`` to choose. The ancestral samplers default to fresh ``torch.randn_like`` noise, as k-diffusion.
 * ``dpm_fast`` and ``dpm_adaptive`` (DPM-Solver with its own λ grid / adaptive step size) are not transcribed: they do
@@ -40,8 +40,8 @@ import torch
 from scipy import integrate
 from tqdm.auto import trange
 
-from benchmarks.baselines.brownian import BrownianNoiseSampler
-from benchmarks.baselines.k_diffusion_common import (
+from benchmarks.peers.brownian import BrownianNoiseSampler
+from benchmarks.peers.k_diffusion_common import (
     Callback,
     Model,
     ModelCall,
@@ -51,14 +51,14 @@ from benchmarks.baselines.k_diffusion_common import (
     get_ancestral_step,
     to_d,
 )
-from benchmarks.baselines.k_diffusion_dpmpp import (
+from benchmarks.peers.k_diffusion_dpmpp import (
     sample_dpmpp_2m,
     sample_dpmpp_2m_sde,
     sample_dpmpp_2s_ancestral,
     sample_dpmpp_3m_sde,
     sample_dpmpp_sde,
 )
-from benchmarks.baselines.k_diffusion_sigmas import (
+from benchmarks.peers.k_diffusion_sigmas import (
     SCHEDULES,
     append_zero,
     get_sigmas,

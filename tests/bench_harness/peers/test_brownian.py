@@ -1,11 +1,11 @@
-"""The seeded Brownian path the SDE sampler peers draw their noise from (benchmarks.baselines.brownian)."""
+"""The seeded Brownian path the SDE sampler peers draw their noise from (benchmarks.peers.brownian)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from benchmarks.baselines.brownian import BrownianNoiseSampler
+from benchmarks.peers.brownian import BrownianNoiseSampler
 
 
 def test_values_do_not_depend_on_the_order_of_queries():

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.baselines import k_diffusion as K
 from benchmarks.exact_denoiser import sd15_alphas_cumprod
-from tests.bench_harness.baselines import real_k_diffusion
+from benchmarks.peers import k_diffusion as K
+from tests.bench_harness.peers import real_k_diffusion
 from tests.k_diffusion.references import gaussian_denoiser, starting_sample
 
 LOADED = real_k_diffusion.load()
