@@ -4,7 +4,7 @@ Methods: greedy, nucleus (p 0.95), top-k 50 sampling, repetition penalty 1.2 (gr
 contrastive search (α 0.6, k 5; :func:`inertia.decoders.contrastive_search`) and momentum decoding (α 0.2, k 5;
 :func:`inertia.decoders.momentum_decode`).
 
-* **Quality**: every prompt of ``benchmarks/prompts/decoding_prompts.jsonl`` (104 prefixes we wrote: news,
+* **Quality**: every prompt of ``benchmarks/common/prompts/decoding_prompts.jsonl`` (104 prefixes we wrote: news,
   encyclopedia, story, dialogue, how-to; interleaved by domain), continued by exactly ``--max-new-tokens`` (128)
   tokens (eos is banned with ``min_new_tokens`` so that every method writes the same length), in batches of 8 with
   left padding. Metrics on the continuations (:mod:`inertia.metrics.text`): rep-2/3/4 and diversity (SimCTG's
@@ -42,7 +42,8 @@ from typing import Any
 
 import torch
 
-PROMPTS_FILE = Path(__file__).resolve().parent / "prompts" / "decoding_prompts.jsonl"
+from benchmarks.common.prompt_sets import load_prompts
+
 METHODS: dict[str, dict[str, Any]] = {
     "greedy": {"do_sample": False},
     "nucleus p=0.95": {"do_sample": True, "top_p": 0.95, "top_k": 0},
@@ -74,18 +75,6 @@ class BenchConfig:
 def quick_config() -> BenchConfig:
     """A smoke run (a few seconds of generation): 2 prompts, 8 tokens, every method."""
     return BenchConfig(num_prompts=2, max_new_tokens=8, batch_size=2, speed_prompts=1, quick=True)
-
-
-def load_prompts(path: Path = PROMPTS_FILE, limit: int | None = None) -> list[dict[str, str]]:
-    """The prompts, interleaved by domain (news, encyclopedia, story, dialogue, how-to, news, ...)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    by_domain: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_domain.setdefault(row["domain"], []).append(row)
-    ordered = []
-    for i in range(max(len(items) for items in by_domain.values())):
-        ordered.extend(items[i] for items in by_domain.values() if i < len(items))
-    return ordered if limit is None else ordered[:limit]
 
 
 def generate_kwargs(name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ Two prompt sets, each continued by exactly ``--max-new-tokens`` tokens (eos bann
   ``prompt_tokens`` (48) SmolLM2 tokens (at least 16; else after 48 tokens); the article's next ``max_new_tokens``
   tokens are the human continuation. Articles too short for both are skipped; every fifth usable article is kept
   for ``--tune`` and never reported.
-* **(b) our prompts**: the 104 prefixes of ``benchmarks/prompts/decoding_prompts.jsonl`` (no human continuation).
+* **(b) our prompts**: the 104 prefixes of ``benchmarks/common/prompts/decoding_prompts.jsonl`` (no human continuation).
 
 Metrics (:mod:`inertia.metrics.text`): rep-2/3/4, diversity, coherence (all-MiniLM-L6-v2 cosine of prompt and
 continuation), the share of texts with a repeated 8-word sequence, tokens per second (all batches of a method, in
@@ -46,7 +46,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_decoding import environment, load_prompts, short_text
+from benchmarks.bench_decoding import environment, short_text
+from benchmarks.common.prompt_sets import load_prompts
 from benchmarks.human_reference import lee_items, mauve_score, mauve_table, split_lee
 
 GREEDY, MOMENTUM, NUCLEUS, DRY = "greedy", "momentum (0.2, 5)", "nucleus p=0.95", "DRY (0.8, 1.75, 2)"

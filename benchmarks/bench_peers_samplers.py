@@ -1,6 +1,6 @@
 """Samplers against k-diffusion's (issue 14, area 4): every diffusers and k-diffusion sampler next to inertia's.
 
-The problem is §1's exact-denoiser problem (:mod:`benchmarks.exact_denoiser`: a finite latent data set under the
+The problem is §1's exact-denoiser problem (:mod:`benchmarks.common.exact_denoiser`: a finite latent data set under the
 SD1.5 VP schedule, closed-form guided denoiser, so every error is the sampler's). Peers:
 
 * diffusers' solvers from the §1 catalogue (:func:`benchmarks.sampler_grid.diffusers_solvers`, trailing spacing), run
@@ -48,8 +48,8 @@ from typing import Any
 import torch
 
 from benchmarks.bench_samplers import FAR_ERROR, compute_reference
-from benchmarks.cli_lists import comma_floats, comma_ints
-from benchmarks.exact_denoiser import (
+from benchmarks.common.cli_lists import comma_floats, comma_ints
+from benchmarks.common.exact_denoiser import (
     ExactDenoiser,
     final_noise_level,
     initial_noise,

@@ -1,12 +1,12 @@
 """Sampler benchmark on the exact-denoiser problem: diffusers solvers vs the inertia momentum samplers.
 
 Every solver runs from the same initial noise with the exact (closed-form) guided denoiser of
-:mod:`benchmarks.exact_denoiser`, so all error is solver error. For each solver setting, guidance scale and number of
+:mod:`benchmarks.common.exact_denoiser`, so all error is solver error. For each solver setting, guidance scale and number of
 function evaluations (NFE) it records
 
 * ``rmse``: root-mean-square distance of the final latents to a high-accuracy reference from the same noise
   (``DPMSolverMultistepScheduler`` 2nd order, 1000 steps; compared at the solver's own final noise level, see
-  :func:`benchmarks.exact_denoiser.final_noise_level`),
+  :func:`benchmarks.common.exact_denoiser.final_noise_level`),
 * ``magnitude``: the divergence magnitude score of the momentum-sampling paper,
 * ``nonfinite``: the fraction of samples with NaN/inf entries,
 * ``median_error``: the median over samples of the per-sample RMSE, and ``far_fraction``: the fraction of samples
@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from benchmarks.cli_lists import comma_floats, comma_ints
-from benchmarks.exact_denoiser import (
+from benchmarks.common.cli_lists import comma_floats, comma_ints
+from benchmarks.common.exact_denoiser import (
     ExactDenoiser,
     LatentDataset,
     final_noise_level,

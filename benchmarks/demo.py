@@ -1,7 +1,7 @@
 """A terminal sampler demo (`python -m benchmarks.demo`; `make demo` starts the Gradio UI): side by side at high guidance.
 
 Runs diffusers' stock solvers and inertia's momentum schedulers on the exact-denoiser problem of
-:mod:`benchmarks.exact_denoiser` (a class-conditional latent data set whose posterior mean is known in closed form, so
+:mod:`benchmarks.common.exact_denoiser` (a class-conditional latent data set whose posterior mean is known in closed form, so
 every error is the sampler's) at guidance 15 and 8 / 10 / 15 steps, and prints RMSE to a 1000-step reference, the
 divergence magnitude score and the wall time. Takes about half a minute on a 2-core CPU, no download.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from diffusers import DPMSolverMultistepScheduler, PNDMScheduler, UniPCMultistepScheduler
 
-from benchmarks.exact_denoiser import SD15_SCHEDULE, ExactDenoiser, magnitude_score, make_dataset, rmse, sample
+from benchmarks.common.exact_denoiser import SD15_SCHEDULE, ExactDenoiser, magnitude_score, make_dataset, rmse, sample
 from inertia.samplers import MomentumDPMSolverMultistepScheduler, MomentumPLMSScheduler
 
 BASE = {**SD15_SCHEDULE, "timestep_spacing": "trailing", "steps_offset": 1}

@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.bench_peers_samplers import FULL, KDIFF, QUICK, FunctionPeer, PeerGrid, _Context, run_function
 from benchmarks.bench_samplers import compute_reference
-from benchmarks.exact_denoiser import ExactDenoiser, make_dataset, rmse, sd15_alphas_cumprod
+from benchmarks.common.exact_denoiser import ExactDenoiser, make_dataset, rmse, sd15_alphas_cumprod
 from benchmarks.peers import k_diffusion as K
 from benchmarks.sampler_grid import base_config
 from inertia.k_diffusion import sample_hb_dpmpp_2m

@@ -1,6 +1,6 @@
 """The sampler-study problems and candidate solvers (issue 16), in k-diffusion variables.
 
-A problem is an exact-denoiser data set (:func:`benchmarks.exact_denoiser.make_dataset` with its own seed), a noise
+A problem is an exact-denoiser data set (:func:`benchmarks.common.exact_denoiser.make_dataset` with its own seed), a noise
 seed and a host schedule: ``"sd15"`` (SD1.5's and SDXL's betas, ``timestep_spacing="trailing"``, the §1 benchmark),
 ``"sdxl"`` (the same betas with SDXL's own scheduler config: ``"leading"`` spacing, ``steps_offset=1``) or ``"flow"``
 (SD3's flow-matching sigmas, shift 3). Every problem is solved in the variables x = x0 + σ·ε (σ = σ/α of the host's
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from benchmarks.exact_denoiser import ExactDenoiser, initial_noise, make_dataset
+from benchmarks.common.exact_denoiser import ExactDenoiser, initial_noise, make_dataset
 from benchmarks.sampler_grid import base_config
 from inertia.k_diffusion import sample_hb_dpmpp_2m
 from inertia.samplers.dpm_momentum import dpmpp_2m_combination, dpmpp_update, heavy_ball
@@ -71,7 +71,7 @@ class Problem:
 class GuidedX0:
     """Exact guided data prediction D(x, σ) = D_u + s·(D_c − D_u) of a finite set in x = x0 + σ·ε variables.
 
-    The posterior of :class:`benchmarks.exact_denoiser.ExactDenoiser` evaluated at ``alpha = 1`` (the softmax of
+    The posterior of :class:`benchmarks.common.exact_denoiser.ExactDenoiser` evaluated at ``alpha = 1`` (the softmax of
     −‖x − x_i‖²/(2σ²) over the points, per class for the conditional branch); counts its calls.
     """
 
@@ -99,7 +99,7 @@ class DigitsX0:
     """
 
     def __init__(self) -> None:
-        from benchmarks.exact_denoiser import sd15_alphas_cumprod
+        from benchmarks.common.exact_denoiser import sd15_alphas_cumprod
         from inertia.pipelines import load_digits_pipeline
         from inertia.pipelines.limits import embedded_digits_folder
 

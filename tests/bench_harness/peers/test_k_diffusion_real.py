@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.exact_denoiser import sd15_alphas_cumprod
+from benchmarks.common.exact_denoiser import sd15_alphas_cumprod
 from benchmarks.peers import k_diffusion as K
 from tests.bench_harness.peers import real_k_diffusion
 from tests.k_diffusion.references import gaussian_denoiser, starting_sample

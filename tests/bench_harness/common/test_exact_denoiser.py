@@ -1,6 +1,6 @@
 """Tests of the benchmark harness: the closed-form exact denoiser, sampling/NFE accounting and the metrics.
 
-The posterior mean of :class:`benchmarks.exact_denoiser.ExactDenoiser` works in the span of the data (SVD basis);
+The posterior mean of :class:`benchmarks.common.exact_denoiser.ExactDenoiser` works in the span of the data (SVD basis);
 here it is checked against a brute-force float64 softmax over all points in the full latent space, with the noise
 levels recomputed from diffusers' own SD1.5 schedule.
 """
@@ -20,7 +20,7 @@ from diffusers import (
     PNDMScheduler,
 )
 
-from benchmarks.exact_denoiser import (
+from benchmarks.common.exact_denoiser import (
     SD15_SCHEDULE,
     ExactDenoiser,
     LatentDataset,
