@@ -51,6 +51,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
 from benchmarks.attention_report import figures, report
+from benchmarks.common.paths import FIGURE_DIR
 from inertia.attention import (
     MomentumAttention,
     apply_momentum_attention,
@@ -71,7 +72,6 @@ STEPS = 20
 WINDOW = (4, None)
 SCHEDULES = (2, 3)
 """``skip_every`` values compared (window ``(4, None)``, self- and cross-attention)."""
-FIGURE_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 SD15_UNET: dict[str, Any] = {
     "sample_size": 64,

@@ -30,8 +30,9 @@ from benchmarks.bench_lm_attention import (
     paired,
     paired_accuracy,
 )
+from benchmarks.common.paths import FIGURE_DIR
 
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "lm_finetune.png"
+FIGURE = FIGURE_DIR / "lm_finetune.png"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from benchmarks.common.exact_denoiser import (
     steps_for_nfe,
     to_vp,
 )
+from benchmarks.common.paths import FIGURE_DIR
 from benchmarks.sampler_grid import (
     FULL_GRID,
     QUICK_GRID,
@@ -83,7 +84,7 @@ __all__ = [
     "run_benchmark",
 ]
 
-FIGURE_PATH = Path(__file__).resolve().parents[1] / "docs" / "figures" / "samplers_rmse.png"
+FIGURE_PATH = FIGURE_DIR / "samplers_rmse.png"
 
 #: Per-sample RMSE above which a sample counts as "ended on a different data point" (the median distance between
 #: two points of a class is ~0.9, the median nearest-neighbour distance ~0.03).

@@ -35,7 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common.paths import REPO_ROOT
+
 IMAGE_REQUEST = {"digit": 7, "sampler": "hb-dpm++", "guidance": "apg", "steps": 20, "batch": 4, "compare": True}
 TEXT_REQUEST = {"prompt": "The old lighthouse keeper climbed the stairs", "method_a": "greedy", "method_b": "momentum"}
 
@@ -166,7 +167,7 @@ def measure_cli(device: str, num_images: int, steps: int, folder: Path) -> dict[
     result: dict[str, Any] = {"num_images": num_images, "steps": steps}
     for name, command in commands.items():
         start = time.perf_counter()
-        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
         result[f"{name}_s"] = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common.paths import FIGURE_DIR
+
 ARMS = ("vp", "fdm")
 """The two preconditionings compared (the baseline first)."""
 WINDOW = 3
@@ -40,7 +42,7 @@ FLAT = 0.1
 SPEED_FACTORS = (2.0, 1.25, 1.0)
 """Quality levels for :func:`speed_ratios`, as multiples of VP's final smoothed FD-digits."""
 """A curve whose smoothed FD fell by less than this fraction over its last quarter counts as flat."""
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "fdm_study.png"
+FIGURE = FIGURE_DIR / "fdm_study.png"
 
 
 def run_dir(root: Path, arm: str, seed: int) -> Path:

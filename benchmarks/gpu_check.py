@@ -46,6 +46,8 @@ from unittest import mock
 
 import torch
 
+from benchmarks.common.paths import REPO_ROOT
+
 __all__ = [
     "decoding_figures",
     "environment",
@@ -55,7 +57,6 @@ __all__ = [
     "scheduler_figures",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("benchmarks/out/gpu")
 TEST_TIMEOUT_S = 420
 
@@ -139,7 +140,7 @@ def run_tests(out: Path, extra_args: Sequence[str] = (), timeout: float = TEST_T
     with log.open("w") as stream:  # streamed, so a run killed from outside still leaves its log
         try:
             returncode: int | None = subprocess.run(
-                command, cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT, timeout=timeout, check=False
+                command, cwd=REPO_ROOT, stdout=stream, stderr=subprocess.STDOUT, timeout=timeout, check=False
             ).returncode
         except subprocess.TimeoutExpired:
             stream.write(f"\n[gpu_check] pytest timed out after {timeout:.0f} s\n")

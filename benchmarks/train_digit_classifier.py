@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from benchmarks.common.paths import REPO_ROOT
 from inertia.metrics.digits import CONFIG_FILENAME, WEIGHTS_FILENAME, DigitClassifier
 from inertia.training.digits_data import DigitsDataset, load_digits_rgb, to_unit_range
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "inertia" / "metrics" / "classifier_weights"
+DEFAULT_OUT = REPO_ROOT / "inertia" / "metrics" / "classifier_weights"
 
 
 def evaluate(model: DigitClassifier, images01: torch.Tensor, labels: torch.Tensor) -> float:

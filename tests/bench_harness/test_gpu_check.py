@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import gpu_check, gpu_wheels
+from benchmarks.common.paths import REPO_ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
@@ -27,7 +28,7 @@ def _report(folder: Path) -> tuple[dict, str]:
 
 def test_every_gpu_test_module_is_marked_gpu() -> None:
     # What keeps them out of `make test` (`-m "not slow and not gpu"`).
-    found = sorted(path.stem for path in (Path(gpu_check.ROOT) / "tests" / "gpu").glob("test_*.py"))
+    found = sorted(path.stem for path in (REPO_ROOT / "tests" / "gpu").glob("test_*.py"))
     assert found == sorted(GPU_TEST_MODULES)
     for name in GPU_TEST_MODULES:
         marks = importlib.import_module(f"tests.gpu.{name}").pytestmark
