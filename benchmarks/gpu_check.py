@@ -14,7 +14,7 @@ The check runs ``pytest -m gpu tests/gpu`` (JUnit XML and the text log go to ``-
 scheduler ``step`` (ours vs diffusers' DPM-Solver++ 2M, SD/SDXL-sized latents, fp16 and fp32) and a CUDA-graph replay
 of it, the guidance hook per denoiser call against an SD1.5 UNet forward, momentum attention's computed and skipped
 UNet calls, and momentum decoding per token (the processor alone, and ``generate`` on a random SmolLM2-sized Llama).
-The timing code is that of ``bench_overhead``, ``guidance_grid`` and ``bench_attention``. About 3 minutes on an H200.
+The timing code is that of ``samplers.step_overhead``, ``guidance_grid`` and ``bench_attention``. About 3 minutes on an H200.
 It writes ``gpu_report.md`` and ``gpu_report.json``. Without CUDA it still runs: the tests skip, the report says so,
 and the exit status is 0. ``--device cpu`` times the figures on the CPU instead (to try the harness; ``--quick``
 shrinks every size). The exit status is 1 when a test fails or a figure raises.
@@ -176,10 +176,10 @@ def _median_us(call: Callable[[], Any], device: torch.device, repeats: int) -> f
 
 
 def _typed_stepper(dtype: torch.dtype) -> type:
-    """``bench_overhead.SteadyStepper`` with its sample and model output in ``dtype`` (it builds them in fp32)."""
-    from benchmarks import bench_overhead
+    """``step_overhead.SteadyStepper`` with its sample and model output in ``dtype`` (it builds them in fp32)."""
+    from benchmarks.samplers import step_overhead
 
-    class TypedStepper(bench_overhead.SteadyStepper):
+    class TypedStepper(step_overhead.SteadyStepper):
         def __init__(self, scheduler: Any, shape: Sequence[int], device: torch.device, seed: int = 0) -> None:
             super().__init__(scheduler, shape, device, seed)
             self.initial = self.initial.to(dtype)
@@ -190,18 +190,18 @@ def _typed_stepper(dtype: torch.dtype) -> type:
 
 
 def scheduler_figures(device: torch.device, quick: bool) -> dict[str, Any]:
-    """Steady-state ``step`` time per scheduler (``bench_overhead.measure``), fp16 and fp32, and CUDA-graph replays."""
-    from benchmarks import bench_overhead
+    """Steady-state ``step`` time per scheduler (``step_overhead.measure``), fp16 and fp32, and CUDA-graph replays."""
+    from benchmarks.samplers import step_overhead
 
-    shapes = ((1, 4, 16, 16),) if quick else bench_overhead.SHAPES
+    shapes = ((1, 4, 16, 16),) if quick else step_overhead.SHAPES
     repeats = 10 if quick else 200
-    factories = bench_overhead.scheduler_factories()
+    factories = step_overhead.scheduler_factories()
     rows = []
     for dtype in (torch.float16, torch.float32):
         for shape in shapes:
-            with mock.patch.object(bench_overhead, "SteadyStepper", _typed_stepper(dtype)):
-                timings = bench_overhead.measure(factories, shape, device, repeats)
-            baseline = next(t for t in timings if t.name == bench_overhead.BASELINE).median
+            with mock.patch.object(step_overhead, "SteadyStepper", _typed_stepper(dtype)):
+                timings = step_overhead.measure(factories, shape, device, repeats)
+            baseline = next(t for t in timings if t.name == step_overhead.BASELINE).median
             for timing in timings:
                 low, high = timing.iqr
                 rows.append(
@@ -217,7 +217,7 @@ def scheduler_figures(device: torch.device, quick: bool) -> dict[str, Any]:
     graphs = {}
     if device.type == "cuda":
         for name, factory in factories.items():
-            graphs[name] = bench_overhead.try_cuda_graph(factory, shapes[0])
+            graphs[name] = step_overhead.try_cuda_graph(factory, shapes[0])
     return {"repeats": repeats, "rows": rows, "cuda_graph": graphs}
 
 

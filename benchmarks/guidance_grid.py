@@ -31,7 +31,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
 from benchmarks.bench_attention import QUICK_UNET, SD15_UNET
-from benchmarks.bench_samplers import base_config
+from benchmarks.samplers.accuracy import base_config
 from inertia.guidance import APG, CFG, HiGS, apply_guidance
 
 __all__ = [

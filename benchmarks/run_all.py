@@ -21,10 +21,10 @@ from pathlib import Path
 
 # suite name -> (module, takes --device)
 SUITES: dict[str, tuple[str, bool]] = {
-    "samplers": ("benchmarks.bench_samplers", False),
-    "peers-samplers": ("benchmarks.bench_peers_samplers", False),
-    "karras-probe": ("benchmarks.karras_momentum_probe", False),
-    "overhead": ("benchmarks.bench_overhead", True),
+    "samplers": ("benchmarks.samplers.accuracy", False),
+    "peers-samplers": ("benchmarks.samplers.vs_peers", False),
+    "karras-probe": ("benchmarks.samplers.karras_probe", False),
+    "overhead": ("benchmarks.samplers.step_overhead", True),
     "guidance": ("benchmarks.bench_guidance", True),
     "peers-guidance": ("benchmarks.bench_peers_guidance", False),
     "attention": ("benchmarks.bench_attention", True),

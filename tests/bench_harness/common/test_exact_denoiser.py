@@ -299,14 +299,14 @@ def test_rmse_and_nonfinite_fraction() -> None:
 # diffusers' DEIS step calls np.interp on a tensor (a NumPy 2 deprecation inside diffusers, not ours).
 @pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
 def test_quick_benchmark_runs(tmp_path) -> None:
-    from benchmarks import bench_samplers
+    from benchmarks.samplers import accuracy
 
-    assert bench_samplers.main(["--quick", "--out", str(tmp_path), "--no-figure-copy"]) == 0
+    assert accuracy.main(["--quick", "--out", str(tmp_path), "--no-figure-copy"]) == 0
     report = (tmp_path / "samplers_quick.md").read_text()
     assert report.startswith("# Exact-denoiser sampler benchmark")
     payload = json.loads((tmp_path / "samplers_quick.json").read_text())
     records = payload["records"]
-    assert {r["guidance"] for r in records} == set(bench_samplers.QUICK_GRID.guidances)
-    assert {r["nfe"] for r in records} == set(bench_samplers.QUICK_GRID.nfes)
+    assert {r["guidance"] for r in records} == set(accuracy.QUICK_GRID.guidances)
+    assert {r["nfe"] for r in records} == set(accuracy.QUICK_GRID.nfes)
     assert all(r["steps"] >= 1 for r in records)
     assert (tmp_path / "samplers_quick.csv").exists()

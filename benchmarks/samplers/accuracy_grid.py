@@ -4,8 +4,8 @@ The catalogue holds the stock diffusers solvers and the inertia settings (fixed-
 heavy-ball PLMS by momentum number, and the ``momentum_beta="auto"`` settings), each as a :class:`Solver` whose
 ``factory`` builds a fresh scheduler from the shared SD1.5 config (:func:`base_config`). :class:`Grid` says which
 NFE values, guidance scales and batch size to run; :class:`Record` is one (solver, guidance, NFE) result and
-:class:`BenchmarkResult` everything a run produced. The run loop is in :mod:`benchmarks.bench_samplers`, the
-analysis and report in :mod:`benchmarks.sampler_report`.
+:class:`BenchmarkResult` everything a run produced. The run loop is in :mod:`benchmarks.samplers.accuracy`, the
+analysis and report in :mod:`benchmarks.samplers.accuracy_report`.
 """
 
 from __future__ import annotations

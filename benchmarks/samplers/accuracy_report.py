@@ -1,6 +1,6 @@
 """Analysis and report of the sampler benchmark: best settings, the PASS/MISS targets, tables and the RMSE plot.
 
-Works on a :class:`~benchmarks.sampler_grid.BenchmarkResult`: :func:`evaluate_targets` checks the three targets
+Works on a :class:`~benchmarks.samplers.accuracy_grid.BenchmarkResult`: :func:`evaluate_targets` checks the three targets
 (best inertia beats every diffusers solver at high guidance and NFE 8-20; the ``auto`` settings stay within
 ``TOLERANCE`` of the best sweep setting there and of the best diffusers solver at low guidance),
 :func:`markdown_report` renders the RMSE / magnitude / median-error tables and the best setting per cell,
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.sampler_grid import AUTO, BenchmarkResult, Record, Solver
+from benchmarks.samplers.accuracy_grid import AUTO, BenchmarkResult, Record, Solver
 
 __all__ = [
     "HIGH_GUIDANCE",

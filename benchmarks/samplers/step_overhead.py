@@ -14,7 +14,7 @@ steady-state momentum ``step`` in a CUDA graph and reports whether capture and r
 
 Usage::
 
-    python -m benchmarks.bench_overhead [--device cpu|cuda] [--repeats 300] [--threads N] [--quick] [--out DIR]
+    python -m benchmarks.samplers.step_overhead [--device cpu|cuda] [--repeats 300] [--threads N] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from benchmarks.bench_samplers import base_config
+from benchmarks.samplers.accuracy import base_config
 
 __all__ = ["SHAPES", "SteadyStepper", "main", "measure", "scheduler_factories", "try_cuda_graph"]
 

@@ -3,7 +3,7 @@
 The problem is §1's exact-denoiser problem (:mod:`benchmarks.common.exact_denoiser`: a finite latent data set under the
 SD1.5 VP schedule, closed-form guided denoiser, so every error is the sampler's). Peers:
 
-* diffusers' solvers from the §1 catalogue (:func:`benchmarks.sampler_grid.diffusers_solvers`, trailing spacing), run
+* diffusers' solvers from the §1 catalogue (:func:`benchmarks.samplers.accuracy_grid.diffusers_solvers`, trailing spacing), run
   as a pipeline runs them;
 * k-diffusion 0.1.1's samplers (:mod:`benchmarks.peers.k_diffusion`, bit-identical to the real functions) on two
   sigma grids: the model's own discrete sigmas (k-diffusion's ``DiscreteSchedule.get_sigmas``, ComfyUI's "normal")
@@ -27,11 +27,11 @@ also gets the magnitude score, the median per-sample error and the median distan
 
 Usage::
 
-    python -m benchmarks.bench_peers_samplers            # full grid (about 30 min on one thread of a busy 2-core CPU)
-    python -m benchmarks.bench_peers_samplers --quick    # smoke test (under 2 minutes)
+    python -m benchmarks.samplers.vs_peers            # full grid (about 30 min on one thread of a busy 2-core CPU)
+    python -m benchmarks.samplers.vs_peers --quick    # smoke test (under 2 minutes)
 
 Outputs (``--out``, default ``benchmarks/out/``): ``peers_samplers.json``, ``.csv`` and ``.md`` (also printed);
-``--quick`` writes ``*_quick.*``. The tables and targets are made by :mod:`benchmarks.peers_samplers_report`.
+``--quick`` writes ``*_quick.*``. The tables and targets are made by :mod:`benchmarks.samplers.vs_peers_report`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_samplers import FAR_ERROR, compute_reference
 from benchmarks.common.cli_lists import comma_floats, comma_ints
 from benchmarks.common.exact_denoiser import (
     ExactDenoiser,
@@ -64,7 +63,16 @@ from benchmarks.common.exact_denoiser import (
     to_vp,
 )
 from benchmarks.peers import k_diffusion as K
-from benchmarks.sampler_grid import AUTO, DIFFUSERS, DPM_BETAS, Solver, base_config, diffusers_solvers, inertia_solvers
+from benchmarks.samplers.accuracy import FAR_ERROR, compute_reference
+from benchmarks.samplers.accuracy_grid import (
+    AUTO,
+    DIFFUSERS,
+    DPM_BETAS,
+    Solver,
+    base_config,
+    diffusers_solvers,
+    inertia_solvers,
+)
 
 __all__ = [
     "FULL",
@@ -213,7 +221,7 @@ class _Context:
     labels: torch.Tensor
     grid: PeerGrid
     alphas_cumprod: torch.Tensor
-    ode: Any = None  # bench_samplers.Reference of the current guidance
+    ode: Any = None  # accuracy.Reference of the current guidance
     sde: torch.Tensor | None = None  # the SDE reference of the current guidance
 
 
@@ -254,7 +262,7 @@ def sample_on_sigmas(
 
     The start is the VP noise of ``seed`` in VE scaling, ``noise·sqrt(1 + sigmas[0]²)``; with ``noise_seed`` the
     sampler gets the shared Brownian path on the model's σ range as ``noise_sampler`` (stochastic samplers). With a
-    final σ of 0 the result is in data scale, comparable with :func:`benchmarks.bench_samplers.compute_reference`.
+    final σ of 0 the result is in data scale, comparable with :func:`benchmarks.samplers.accuracy.compute_reference`.
     """
     noise = initial_noise(len(labels), denoiser.shape, seed)
     x = noise * math.sqrt(1.0 + float(sigmas[0]) ** 2)  # the VE state of the VP start x_T = noise
@@ -404,7 +412,7 @@ def run_peers(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.peers_samplers_report import write_outputs
+    from benchmarks.samplers.vs_peers_report import write_outputs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke-test grid (under 2 minutes)")

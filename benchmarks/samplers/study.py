@@ -2,14 +2,14 @@
 
 Usage::
 
-    python -m benchmarks.sampler_study --stage tune     # candidates x tuning problems (~10-15 min on one core)
-    python -m benchmarks.sampler_study --stage report   # stock solvers, the winner and its ablations, reported problems
-    python -m benchmarks.sampler_study --stage transfer # the placements on the trained 16x16 digits model (~25 min)
-    python -m benchmarks.sampler_study --quick          # every stage on a tiny grid (seconds)
+    python -m benchmarks.samplers.study --stage tune     # candidates x tuning problems (~10-15 min on one core)
+    python -m benchmarks.samplers.study --stage report   # stock solvers, the winner and its ablations, reported problems
+    python -m benchmarks.samplers.study --stage transfer # the placements on the trained 16x16 digits model (~25 min)
+    python -m benchmarks.samplers.study --quick          # every stage on a tiny grid (seconds)
 
 The tuning problems (data and noise seeds 101-102: two SD1.5 problems, one SDXL, one flow) and the reported problems
 (seeds 0-2 on SD1.5, seed 1 on SDXL and on flow; seed 0 with SD1.5 is §1's problem) never share a seed. The host
-schedules are SD1.5 trailing, SDXL's leading config and SD3's flow shift 3 (see :mod:`benchmarks.study_solvers`). The
+schedules are SD1.5 trailing, SDXL's leading config and SD3's flow shift 3 (see :mod:`benchmarks.samplers.study_solvers`). The
 error of a run is the RMSE of its final latents to a 300-step DPM-Solver++(2M) solution (log-σ uniform) from the same
 noise and starting σ; a ratio compares it with the best stock solver (DDIM, DPM-Solver++(2M), UniPC) of the same cell.
 Outputs:
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.study_solvers import (
+from benchmarks.samplers.study_solvers import (
     Candidate,
     GuidedX0,
     Problem,
@@ -54,7 +54,7 @@ BATCH = 64
 REFERENCE_STEPS = 300
 
 #: Stock solvers (their study implementations equal diffusers' DDIM-as-DPM-Solver++(1), DPM-Solver++(2M) and UniPC
-#: to float32 rounding on the host grids; see tests/bench_harness/test_sampler_study.py).
+#: to float32 rounding on the host grids; see tests/bench_harness/samplers/test_study.py).
 STOCK: dict[str, Candidate] = {
     "DDIM": Candidate(order=1.0),
     "DPM++2M": Candidate(),
@@ -213,7 +213,7 @@ def report(args: argparse.Namespace) -> dict:
 
 def transfer(args: argparse.Namespace) -> dict:
     """The placements on a trained network: the 16x16 digits model, RMSE to a 300-step reference, 32 samples."""
-    from benchmarks.study_solvers import DigitsX0
+    from benchmarks.samplers.study_solvers import DigitsX0
 
     model = DigitsX0()
     batch = 8 if args.quick else 32

@@ -1,4 +1,4 @@
-"""`benchmarks.karras_momentum_probe`: the β schedules, the identity row and the report."""
+"""`benchmarks.samplers.karras_probe`: the β schedules, the identity row and the report."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from benchmarks import karras_momentum_probe as probe
-from benchmarks.bench_peers_samplers import PeerGrid
+from benchmarks.samplers import karras_probe as probe
+from benchmarks.samplers.vs_peers import PeerGrid
 
 
 def test_schedules_give_one_beta_per_step() -> None:

@@ -1,4 +1,4 @@
-"""Tables, per-regime winners and targets of the sampler-peers benchmark (:mod:`benchmarks.bench_peers_samplers`).
+"""Tables, per-regime winners and targets of the sampler-peers benchmark (:mod:`benchmarks.samplers.vs_peers`).
 
 The one table has the peers as rows (diffusers' solvers, k-diffusion's samplers per sigma grid, then inertia's best
 setting per cell and its ``auto`` settings) and one column per (guidance, NFE) cell. Deterministic rows show the RMSE
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_peers_samplers import INERTIA, KDIFF, PeerRecord
-from benchmarks.sampler_grid import AUTO, DIFFUSERS
+from benchmarks.samplers.accuracy_grid import AUTO, DIFFUSERS
+from benchmarks.samplers.vs_peers import INERTIA, KDIFF, PeerRecord
 
 __all__ = ["HIGH_GUIDANCE", "TARGET_NFE", "best", "evaluate_targets", "markdown_report", "winners", "write_outputs"]
 

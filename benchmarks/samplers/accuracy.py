@@ -16,15 +16,15 @@ function evaluations (NFE) it records
 
 Usage::
 
-    python -m benchmarks.bench_samplers            # full grid (a few minutes on 2 CPU cores)
-    python -m benchmarks.bench_samplers --quick    # smoke test (< 30 s)
+    python -m benchmarks.samplers.accuracy            # full grid (a few minutes on 2 CPU cores)
+    python -m benchmarks.samplers.accuracy --quick    # smoke test (< 30 s)
 
 Outputs (``--out``, default ``benchmarks/out/``): ``samplers.json``, ``samplers.csv``, ``samplers.md`` (also printed)
 and ``samplers_rmse.png``; the full run copies the plot to ``docs/figures/samplers_rmse.png``. The quick run
 writes ``*_quick.*`` files and leaves the committed figure alone.
 
-This module holds the run loop and the CLI; the solver catalogue and grids are in :mod:`benchmarks.sampler_grid`,
-the targets, tables and plot in :mod:`benchmarks.sampler_report`.
+This module holds the run loop and the CLI; the solver catalogue and grids are in :mod:`benchmarks.samplers.accuracy_grid`,
+the targets, tables and plot in :mod:`benchmarks.samplers.accuracy_report`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from benchmarks.common.exact_denoiser import (
     to_vp,
 )
 from benchmarks.common.paths import FIGURE_DIR
-from benchmarks.sampler_grid import (
+from benchmarks.samplers.accuracy_grid import (
     FULL_GRID,
     QUICK_GRID,
     BenchmarkResult,
@@ -68,7 +68,7 @@ from benchmarks.sampler_grid import (
     diffusers_solvers,
     inertia_solvers,
 )
-from benchmarks.sampler_report import evaluate_targets, write_outputs
+from benchmarks.samplers.accuracy_report import evaluate_targets, write_outputs
 
 __all__ = [
     "FULL_GRID",

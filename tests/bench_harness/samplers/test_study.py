@@ -8,8 +8,8 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from benchmarks.sampler_grid import base_config
-from benchmarks.study_solvers import (
+from benchmarks.samplers.accuracy_grid import base_config
+from benchmarks.samplers.study_solvers import (
     Candidate,
     GuidedX0,
     Problem,

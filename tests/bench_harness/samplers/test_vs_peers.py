@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from benchmarks import bench_peers_samplers as B
 from benchmarks.common.exact_denoiser import ExactDenoiser, make_dataset
 from benchmarks.peers import k_diffusion as K
-from benchmarks.peers_samplers_report import evaluate_targets, markdown_report, write_outputs
-from benchmarks.sampler_grid import diffusers_solvers, inertia_solvers
+from benchmarks.samplers import vs_peers as B
+from benchmarks.samplers.accuracy_grid import diffusers_solvers, inertia_solvers
+from benchmarks.samplers.vs_peers_report import evaluate_targets, markdown_report, write_outputs
 
 
 @pytest.fixture(scope="module")

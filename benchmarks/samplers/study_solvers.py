@@ -32,7 +32,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from benchmarks.common.exact_denoiser import ExactDenoiser, initial_noise, make_dataset
-from benchmarks.sampler_grid import base_config
+from benchmarks.samplers.accuracy_grid import base_config
 from inertia.k_diffusion import sample_hb_dpmpp_2m
 from inertia.samplers.dpm_momentum import dpmpp_2m_combination, dpmpp_update, heavy_ball
 

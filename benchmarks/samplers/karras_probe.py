@@ -11,7 +11,7 @@ would be an upper bound, not a tuned result.
 
 Usage::
 
-    python -m benchmarks.karras_momentum_probe [--quick] [--out benchmarks/out]
+    python -m benchmarks.samplers.karras_probe [--quick] [--out benchmarks/out]
 
 Writes ``karras_momentum_probe.md`` and ``.json`` (``_quick`` with ``--quick``) and prints the table.
 """
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.bench_peers_samplers import FULL, KDIFF, QUICK, FunctionPeer, PeerGrid, _Context, run_function
-from benchmarks.bench_samplers import compute_reference
 from benchmarks.common.exact_denoiser import ExactDenoiser, make_dataset, rmse, sd15_alphas_cumprod
 from benchmarks.peers import k_diffusion as K
-from benchmarks.sampler_grid import base_config
+from benchmarks.samplers.accuracy import compute_reference
+from benchmarks.samplers.accuracy_grid import base_config
+from benchmarks.samplers.vs_peers import FULL, KDIFF, QUICK, FunctionPeer, PeerGrid, _Context, run_function
 from inertia.k_diffusion import sample_hb_dpmpp_2m
 
 Schedule = Callable[[int], list[float]]
@@ -91,7 +91,7 @@ def run(grid: PeerGrid, guidances: Sequence[float], nfes: Sequence[int]) -> dict
 def render(results: dict[str, dict[str, float]], seconds: float, grid: PeerGrid) -> str:
     cells = list(results)
     lines = [
-        f"`python -m benchmarks.karras_momentum_probe` ({grid.batch} samples, {grid.reference_steps}-step reference, "
+        f"`python -m benchmarks.samplers.karras_probe` ({grid.batch} samples, {grid.reference_steps}-step reference, "
         f"{seconds:.0f} s). RMSE / DPM++2M Karras's in the same cell; **bold** = below 0.995 (a 0.5% win).",
         "",
         "| setting | " + " | ".join(cells) + " |",
