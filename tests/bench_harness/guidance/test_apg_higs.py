@@ -1,4 +1,4 @@
-"""`benchmarks.bench_guidance`: the quick run's outputs, the w = 1 identities it relies on, and its statistics."""
+"""`benchmarks.guidance.apg_higs`: the quick run's outputs, the w = 1 identities it relies on, and its statistics."""
 
 import json
 import math
@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import bench_guidance
-from benchmarks.guidance_grid import (
+from benchmarks.guidance import apg_higs
+from benchmarks.guidance.apg_higs_grid import (
     APG_NORM_THRESHOLD,
     METHOD_NAMES,
     QUICK_GRID,
@@ -35,7 +35,7 @@ def pipe():
 
 
 def test_quick_run_reports_every_cell_target_and_overhead_row(tmp_path: Path) -> None:
-    assert bench_guidance.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert apg_higs.main(["--quick", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "guidance_quick.json").read_text())
 
     expected = {(m, g, n) for m in METHOD_NAMES for g in QUICK_GRID.guidances for n in QUICK_GRID.nfes}
@@ -73,7 +73,7 @@ def test_apg_is_the_identity_at_guidance_one(pipe) -> None:
     """The benchmark reuses CFG's / HiGS's images for APG / APG+HiGS at w = 1; they must be bit-identical."""
     latents, labels = initial_noise(REPORT_SEED, 1)
     methods = guidance_methods()
-    images = {name: bench_guidance.sample(pipe, ms, 1.0, 3, latents, labels, 10) for name, ms in methods.items()}
+    images = {name: apg_higs.sample(pipe, ms, 1.0, 3, latents, labels, 10) for name, ms in methods.items()}
     for name in METHOD_NAMES:
         alias = identity_alias(name, 1.0)
         if alias is not None:
@@ -84,7 +84,7 @@ def test_apg_is_the_identity_at_guidance_one(pipe) -> None:
 
 def test_run_grid_labels_the_reused_cells_at_guidance_one(pipe) -> None:
     grid = Grid(guidances=(1.0,), nfes=(2,), images_per_digit=1, other_images_per_digit=1, picture_nfe=2, chunk=10)
-    cells, feats, strips = bench_guidance.run_grid(pipe, grid, guidance_methods(), REPORT_SEED, log=lambda _: None)
+    cells, feats, strips = apg_higs.run_grid(pipe, grid, guidance_methods(), REPORT_SEED, log=lambda _: None)
     assert [c["method"] for c in cells] == list(METHOD_NAMES)
     by = {c["method"]: c for c in cells}
     assert by["APG"]["identical_to"] == "CFG" and by["APG+HiGS"]["identical_to"] == "HiGS"
@@ -103,18 +103,18 @@ def test_noise_is_balanced_seeded_and_distinct_from_the_tuning_seed() -> None:
 def test_swept_thresholds_hold_the_rms_rule_value_and_the_chosen_one() -> None:
     assert SDXL_RULE_THRESHOLD == pytest.approx(15.0 / 256 * math.sqrt(768))  # SDXL's r = 15, same RMS bound
     assert rms_scaled_threshold(15.0, 4 * 128 * 128, 4 * 128 * 128) == 15.0
-    assert APG_NORM_THRESHOLD in bench_guidance.TUNE_THRESHOLDS
-    assert SDXL_RULE_THRESHOLD in bench_guidance.TUNE_THRESHOLDS
+    assert APG_NORM_THRESHOLD in apg_higs.TUNE_THRESHOLDS
+    assert SDXL_RULE_THRESHOLD in apg_higs.TUNE_THRESHOLDS
 
 
 def test_cell_fd_matches_fd_digits_and_bootstrap_of_equal_sets_is_one() -> None:
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(20, 3, 16, 16, generator=generator)
     labels = torch.arange(10).repeat(2)
-    ref = bench_guidance.reference_features()
-    feats = bench_guidance.features(images)
-    with bench_guidance._blas_threads(1):  # as the benchmark runs it: fast eigendecompositions on a busy machine
-        record = bench_guidance.cell_metrics(images, labels, feats, ref, real_saturation=0.6)
+    ref = apg_higs.reference_features()
+    feats = apg_higs.features(images)
+    with apg_higs._blas_threads(1):  # as the benchmark runs it: fast eigendecompositions on a busy machine
+        record = apg_higs.cell_metrics(images, labels, feats, ref, real_saturation=0.6)
         assert record["fd_digits"] == pytest.approx(fd_digits(images), rel=1e-9)
-        assert bench_guidance.bootstrap_ratio(feats, feats, ref, resamples=5) == pytest.approx((1.0, 1.0))
+        assert apg_higs.bootstrap_ratio(feats, feats, ref, resamples=5) == pytest.approx((1.0, 1.0))
     assert record["images"] == 20 and record["saturation_vs_real"] == pytest.approx(record["mean_saturation"] / 0.6)

@@ -13,8 +13,8 @@ the lowest FD-digits among rows within :data:`WINNER_POINTS` of the regime's bes
 
 Usage::
 
-    python -m benchmarks.bench_peers_guidance --threads 1      # full: 5 images per digit per cell, 88 cells
-    python -m benchmarks.bench_peers_guidance --quick          # smoke test: 1 per digit, w 7.5 and 15, 4 steps
+    python -m benchmarks.guidance.vs_peers --threads 1      # full: 5 images per digit per cell, 88 cells
+    python -m benchmarks.guidance.vs_peers --quick          # smoke test: 1 per digit, w 7.5 and 15, 4 steps
 
 Outputs (``--out``, default ``benchmarks/out``): ``peers_guidance.json`` and ``peers_guidance.md`` (``*_quick.*``
 with ``--quick``; the cells so far in ``*.partial.json`` while it runs); the Markdown is also printed. Cost: about
@@ -272,7 +272,7 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser("python -m benchmarks.bench_peers_guidance", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser("python -m benchmarks.guidance.vs_peers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", type=_pipeline, default=Path(DEFAULT_PIPELINE), help="a DigitsPipeline folder")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 image per digit, w 7.5 and 15, 4 steps")
     parser.add_argument("--samples-per-digit", type=_positive, help=f"default {Grid().per_digit} (1 with --quick)")
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = "peers_guidance_quick" if args.quick else "peers_guidance"
     args.out.mkdir(parents=True, exist_ok=True)
     with limit_threads(args.threads):
-        command = "python -m benchmarks.bench_peers_guidance " + shlex.join(argv)
+        command = "python -m benchmarks.guidance.vs_peers " + shlex.join(argv)
         result = run(args.pipeline, grid, command, partial=args.out / f"{stem}.partial.json")
     text = markdown(result)
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")

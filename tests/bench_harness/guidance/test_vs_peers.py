@@ -1,10 +1,10 @@
-"""`benchmarks.bench_peers_guidance`: its Pareto/winner rules, and a tiny run on the 16x16 model end to end."""
+"""`benchmarks.guidance.vs_peers`: its Pareto/winner rules, and a tiny run on the 16x16 model end to end."""
 
 import json
 
 import pytest
 
-from benchmarks import bench_peers_guidance as bench
+from benchmarks.guidance import vs_peers as bench
 from benchmarks.peers.guidance import PEERS
 
 

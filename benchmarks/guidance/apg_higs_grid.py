@@ -2,7 +2,7 @@
 grid, the seeds and initial noise, the targets, the hook-overhead measurement on SD-sized tensors, the markdown
 tables and the picture grid (rows = method, columns = guidance).
 
-The sampling loop, metrics, target checks, sweep and CLI are in :mod:`benchmarks.bench_guidance`.
+The sampling loop, metrics, target checks, sweep and CLI are in :mod:`benchmarks.guidance.apg_higs`.
 
 Hyperparameters, chosen on the tuning seeds (``--tune``, seed 1) before the reported run (seed 0):
 
@@ -113,7 +113,7 @@ def identity_alias(method: str, guidance: float) -> str | None:
     """The method whose images ``method`` reproduces bit for bit at this guidance, or None.
 
     At ``w <= 1`` the pipeline runs no unconditional branch, so APG has no ``D_u`` to act on and is the identity:
-    APG ≡ CFG and APG+HiGS ≡ HiGS (checked by ``tests/bench_harness/test_bench_guidance.py``).
+    APG ≡ CFG and APG+HiGS ≡ HiGS (checked by ``tests/bench_harness/guidance/test_apg_higs.py``).
     """
     if guidance > 1.0:
         return None

@@ -9,9 +9,9 @@ targets (with paired-bootstrap intervals on the FD ratios) and saves a picture g
 
 Usage::
 
-    python -m benchmarks.bench_guidance                # full run: 59 min on 2 CPU cores shared with other jobs
-    python -m benchmarks.bench_guidance --quick        # smoke test (about 10 s)
-    python -m benchmarks.bench_guidance --tune         # the hyperparameter sweep, on the separate tuning seeds
+    python -m benchmarks.guidance.apg_higs                # full run: 59 min on 2 CPU cores shared with other jobs
+    python -m benchmarks.guidance.apg_higs --quick        # smoke test (about 10 s)
+    python -m benchmarks.guidance.apg_higs --tune         # the hyperparameter sweep, on the separate tuning seeds
 
 Outputs (``--out``, default ``benchmarks/out/guidance/``): ``guidance.json``, ``guidance.md`` (also printed) and
 ``guidance_grid.png`` (``*_quick.*`` for ``--quick``, ``tuning.*`` for ``--tune``); the full run also writes
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.guidance_grid import (
+from benchmarks.guidance.apg_higs_grid import (
     APG_FD_RATIO,
     APG_MOMENTUM,
     APG_NORM_THRESHOLD,
