@@ -4,7 +4,7 @@ Both arms start from the embedded SmolLM2-135M-Instruct, train the same shared p
 the same blocks of the first 200 Lee news articles in the same order (:mod:`inertia.training.lm_momentum`); the
 momentum arm also learns per-head λ_h (from 0) and η_h. Reported: held-out perplexity of both arms on the last
 ``--eval-articles`` articles with a paired 95% interval of their ratio, the evaluation curves (figure), and the
-bias-calibrated few-shot accuracy of both fine-tuned models on the two tasks of :mod:`benchmarks.bench_lm_attention`.
+bias-calibrated few-shot accuracy of both fine-tuned models on the two tasks of :mod:`benchmarks.attention.lm_attention`.
 
 Usage::
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_lm_attention import (
+from benchmarks.attention.lm_attention import (
     calibrated_correct,
     fewshot_tasks,
     label_logprobs,

@@ -14,7 +14,7 @@ The check runs ``pytest -m gpu tests/gpu`` (JUnit XML and the text log go to ``-
 scheduler ``step`` (ours vs diffusers' DPM-Solver++ 2M, SD/SDXL-sized latents, fp16 and fp32) and a CUDA-graph replay
 of it, the guidance hook per denoiser call against an SD1.5 UNet forward, momentum attention's computed and skipped
 UNet calls, and momentum decoding per token (the processor alone, and ``generate`` on a random SmolLM2-sized Llama).
-The timing code is that of ``samplers.step_overhead``, ``guidance.apg_higs_grid`` and ``bench_attention``. About 3 minutes on an H200.
+The timing code is that of ``samplers.step_overhead``, ``guidance.apg_higs_grid`` and ``attention.unet_attention``. About 3 minutes on an H200.
 It writes ``gpu_report.md`` and ``gpu_report.json``. Without CUDA it still runs: the tests skip, the report says so,
 and the exit status is 0. ``--device cpu`` times the figures on the CPU instead (to try the harness; ``--quick``
 shrinks every size). The exit status is 1 when a test fails or a figure raises.
@@ -229,8 +229,8 @@ def guidance_figures(device: torch.device, quick: bool) -> dict[str, Any]:
 
 
 def attention_figures(device: torch.device, quick: bool) -> dict[str, Any]:
-    """Per-call UNet time: full, and with momentum attention computed / skipped (``bench_attention.speed``), fp32."""
-    from benchmarks.bench_attention import QUICK_UNET, SD15_UNET, speed
+    """Per-call UNet time: full, and with momentum attention computed / skipped (``attention.unet_attention.speed``), fp32."""
+    from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET, speed
 
     result = speed(QUICK_UNET if quick else SD15_UNET, 2 if quick else 5, device)
     return {

@@ -27,11 +27,11 @@ SUITES: dict[str, tuple[str, bool]] = {
     "overhead": ("benchmarks.samplers.step_overhead", True),
     "guidance": ("benchmarks.guidance.apg_higs", True),
     "peers-guidance": ("benchmarks.guidance.vs_peers", False),
-    "attention": ("benchmarks.bench_attention", True),
-    "peers-caches": ("benchmarks.bench_peers_caches", False),
+    "attention": ("benchmarks.attention.unet_attention", True),
+    "peers-caches": ("benchmarks.attention.vs_peers", False),
     "decoding": ("benchmarks.bench_decoding", False),
     "peers-decoding": ("benchmarks.bench_peers_decoding", False),
-    "lm-attention": ("benchmarks.bench_lm_attention", False),
+    "lm-attention": ("benchmarks.attention.lm_attention", False),
     "ui": ("benchmarks.bench_ui", True),
 }
 """Every suite ``run_all`` runs, in order."""

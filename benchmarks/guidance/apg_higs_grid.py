@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
-from benchmarks.bench_attention import QUICK_UNET, SD15_UNET
+from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET
 from benchmarks.samplers.accuracy import base_config
 from inertia.guidance import APG, CFG, HiGS, apply_guidance
 
@@ -330,7 +330,7 @@ def measure_overhead(
     (``unet_repeats``: default 1 on CPU, 3 on CUDA or with ``quick``). ``quick`` uses a tiny UNet and 4x8x8 /
     4x16x16 latents.
     """
-    unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config (bench_attention)
+    unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config (attention.unet_attention)
     shapes = ((4, 8, 8), (4, 16, 16)) if quick else ((4, 64, 64), (4, 128, 128))
     labels = ("tiny 2x4x8x8", "tiny 2x4x16x16") if quick else ("SD1.5 2x4x64x64", "SDXL 2x4x128x128")
     unet_repeats = unet_repeats or (3 if quick or device.type == "cuda" else 1)

@@ -1,4 +1,4 @@
-"""Curves, interpolation and the Markdown report of :mod:`benchmarks.bench_peers_caches`.
+"""Curves, interpolation and the Markdown report of :mod:`benchmarks.attention.vs_peers`.
 
 Every method family (ours, each cache peer, "fewer steps") is a curve of points ``(speed-up, RMSE, FD)`` through
 its settings plus full computation ``(1, 0, FD_full)``. `at_speedup` reads the curve at a given speed-up (linear

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.bench_attention [--quick] [--device cpu|cuda] [--rounds 2] [--images-per-digit 30]
+    python -m benchmarks.attention.unet_attention [--quick] [--device cpu|cuda] [--rounds 2] [--images-per-digit 30]
                                          [--e2e] [--threads N] [--out benchmarks/out] [--no-figure-copy]
 
 **Speed.** ``UNet2DConditionModel`` with Stable Diffusion 1.5's config (random weights; 859.5M parameters), 64x64
@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
-from benchmarks.attention_report import figures, report
+from benchmarks.attention.unet_attention_report import figures, report
 from benchmarks.common.paths import FIGURE_DIR
 from inertia.attention import (
     MomentumAttention,
@@ -471,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import diffusers
 
     meta = {
-        "command": " ".join(["python -m benchmarks.bench_attention", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(
+            ["python -m benchmarks.attention.unet_attention", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "unet": "tiny UNet (--quick)" if args.quick else "SD1.5-sized UNet (random weights), 64x64 latents",
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
         + (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"),

@@ -15,7 +15,7 @@
 
 Usage::
 
-    python -m benchmarks.bench_lm_attention [--articles 100] [--tokens 256] [--context 1024] [--quick]
+    python -m benchmarks.attention.lm_attention [--articles 100] [--tokens 256] [--context 1024] [--quick]
 
 Writes ``lm_attention.md`` and ``lm_attention.json`` to ``--out`` (default ``benchmarks/out``).
 """

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.bench_peers_caches` (issue 14, area 3): the work accounting, the curves and a quick run."""
+"""`python -m benchmarks.attention.vs_peers` (issue 14, area 3): the work accounting, the curves and a quick run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_peers_caches as bench
-from benchmarks.peers_caches_report import at_speedup, measured, speedup_at_error, winners
+from benchmarks.attention import vs_peers as bench
+from benchmarks.attention.vs_peers_report import at_speedup, measured, speedup_at_error, winners
 from inertia.attention import MomentumAttention
 
 COSTS = {"full": 10.0, "attention": 6.0, "probe": 1.0, "none": 0.0}

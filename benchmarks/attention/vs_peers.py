@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.bench_peers_caches [--quick] [--rounds 2] [--images-per-digit 10] [--threads N]
+    python -m benchmarks.attention.vs_peers [--quick] [--rounds 2] [--images-per-digit 10] [--threads N]
                                             [--flux-image-tokens 1024] [--speed-from costs.json] [--out DIR]
                                             [--families fbc,magcache] [--seed 0] [--beta -0.4]
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/bench_attention.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/attention/unet_attention.py
 
 import argparse
 import json
@@ -54,11 +54,11 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, FluxTransformer2DModel, UNet2DModel
 
-from benchmarks.bench_attention import QUICK_UNET, SD15_UNET, _build_unets, _sync
+from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET, _build_unets, _sync
+from benchmarks.attention.vs_peers_report import report
 from benchmarks.peers.cache_hooks import CacheHandle, apply_attention_cache
 from benchmarks.peers.caches import FirstBlockCache, MagCache, PyramidBroadcast, TaylorSeer
 from benchmarks.peers.unet_cache_hooks import apply_unet_cache
-from benchmarks.peers_caches_report import report
 from inertia.attention import MomentumAttention, apply_momentum_attention, remove_momentum_attention
 
 __all__ = ["FAMILIES", "FLUX_DEPTH", "Variant", "compose", "flux_costs", "main", "quality", "unet_costs", "variants"]
@@ -434,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import diffusers
 
     meta = {
-        "command": " ".join(["python -m benchmarks.bench_peers_caches", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m benchmarks.attention.vs_peers", *(sys.argv[1:] if argv is None else argv)]),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
         + (torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"),
         "torch": torch.__version__,

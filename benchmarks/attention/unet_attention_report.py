@@ -1,4 +1,4 @@
-"""The report and figures of :mod:`benchmarks.bench_attention` (Markdown tables, target verdicts, two plots)."""
+"""The report and figures of :mod:`benchmarks.attention.unet_attention` (Markdown tables, target verdicts, two plots)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from benchmarks.bench_attention import SpeedResult
+    from benchmarks.attention.unet_attention import SpeedResult
 
 
 def verdicts(speeds: dict[str, dict[str, float]], qual: dict[str, dict], schedules: Sequence[int]) -> list[str]:

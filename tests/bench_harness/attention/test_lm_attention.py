@@ -1,4 +1,4 @@
-"""`benchmarks.bench_lm_attention`: the paired perplexity statistic, the NLL and cost helpers, the report, bad input."""
+"""`benchmarks.attention.lm_attention`: the paired perplexity statistic, the NLL and cost helpers, the report, bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import bench_lm_attention as bench
+from benchmarks.attention import lm_attention as bench
 from tests.decoders.tiny_lm import tiny_llama
 
 
