@@ -29,8 +29,8 @@ SUITES: dict[str, tuple[str, bool]] = {
     "peers-guidance": ("benchmarks.guidance.vs_peers", False),
     "attention": ("benchmarks.attention.unet_attention", True),
     "peers-caches": ("benchmarks.attention.vs_peers", False),
-    "decoding": ("benchmarks.bench_decoding", False),
-    "peers-decoding": ("benchmarks.bench_peers_decoding", False),
+    "decoding": ("benchmarks.decoding.momentum_decoding", False),
+    "peers-decoding": ("benchmarks.decoding.vs_peers", False),
     "lm-attention": ("benchmarks.attention.lm_attention", False),
     "ui": ("benchmarks.bench_ui", True),
 }

@@ -1,6 +1,6 @@
 """The decoding benchmarks' own prompt set: 104 open-ended prefixes we wrote (``prompts/decoding_prompts.jsonl``).
 
-Read by :mod:`benchmarks.bench_decoding` (quality and speed) and :mod:`benchmarks.bench_peers_decoding`
+Read by :mod:`benchmarks.decoding.momentum_decoding` (quality and speed) and :mod:`benchmarks.decoding.vs_peers`
 (set b); ``prompts/README.md`` says how it was made.
 """
 

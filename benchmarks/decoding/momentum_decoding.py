@@ -19,8 +19,8 @@ contrastive search (α 0.6, k 5; :func:`inertia.decoders.contrastive_search`) an
 
 Usage::
 
-    python -m benchmarks.bench_decoding [--quick] [--out benchmarks/out] [--threads 1]
-    python -m benchmarks.bench_decoding --forward-costs    # latency of one forward for 1, 5, 8, 40 tokens
+    python -m benchmarks.decoding.momentum_decoding [--quick] [--out benchmarks/out] [--threads 1]
+    python -m benchmarks.decoding.momentum_decoding --forward-costs    # latency of one forward for 1, 5, 8, 40 tokens
 
 Writes ``decoding.json``, ``decoding.md`` and ``decoding_samples.jsonl`` (``decoding_quick.*`` with ``--quick``).
 """

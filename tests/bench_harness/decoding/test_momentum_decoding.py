@@ -1,4 +1,4 @@
-"""``python -m benchmarks.bench_decoding``: the target logic, the report, and a --quick run."""
+"""``python -m benchmarks.decoding.momentum_decoding``: the target logic, the report, and a --quick run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import bench_decoding
+from benchmarks.decoding import momentum_decoding
 from tests.decoders.smollm2 import shared_smollm2
 
 
@@ -21,17 +21,17 @@ def _summary(momentum: dict, speed_ratio: float) -> dict:
 
 
 def test_targets_pass_and_fail_at_their_thresholds() -> None:
-    good = bench_decoding.evaluate_targets(_summary({"rep-4": 10.0, "diversity": 0.9, "coherence": 0.45}, 0.9))
+    good = momentum_decoding.evaluate_targets(_summary({"rep-4": 10.0, "diversity": 0.9, "coherence": 0.45}, 0.9))
     assert len(good) == 7 and all(t["met"] for t in good)
-    bad = bench_decoding.evaluate_targets(_summary({"rep-4": 10.01, "diversity": 0.89, "coherence": 0.449}, 0.89))
+    bad = momentum_decoding.evaluate_targets(_summary({"rep-4": 10.01, "diversity": 0.89, "coherence": 0.449}, 0.89))
     assert not any(t["met"] for t in bad)
 
 
 @pytest.mark.xdist_group("smollm2")
 def test_quick_run_writes_every_output(tmp_path, capsys) -> None:
-    assert bench_decoding.main(["--quick", "--out", str(tmp_path)], loader=shared_smollm2) == 0
+    assert momentum_decoding.main(["--quick", "--out", str(tmp_path)], loader=shared_smollm2) == 0
     summary = json.loads((tmp_path / "decoding_quick.json").read_text())
-    assert list(summary["quality"]) == list(bench_decoding.METHODS)
+    assert list(summary["quality"]) == list(momentum_decoding.METHODS)
     for stats in summary["quality"].values():
         assert set(stats) == {"rep-2", "rep-3", "rep-4", "diversity", "coherence", "loops"}
         assert -1.0 <= stats["coherence"] <= 1.0
@@ -44,7 +44,7 @@ def test_quick_run_writes_every_output(tmp_path, capsys) -> None:
     ]
     assert summary["environment"]["torch_threads"] == 1
     samples = [json.loads(line) for line in (tmp_path / "decoding_quick_samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 2 and all(set(bench_decoding.METHODS) <= set(s) for s in samples)
+    assert len(samples) == 2 and all(set(momentum_decoding.METHODS) <= set(s) for s in samples)
     report = (tmp_path / "decoding_quick.md").read_text()
     assert "| momentum (0.2, 5) |" in report and "## Targets" in report and "## Examples" in report
     assert "## Targets" in capsys.readouterr().out
@@ -53,5 +53,5 @@ def test_quick_run_writes_every_output(tmp_path, capsys) -> None:
 @pytest.mark.xdist_group("smollm2")
 def test_forward_costs() -> None:
     model, tokenizer = shared_smollm2()
-    costs = bench_decoding.forward_costs(model, tokenizer, context=24, queries=(1, 3), repeats=2)
+    costs = momentum_decoding.forward_costs(model, tokenizer, context=24, queries=(1, 3), repeats=2)
     assert list(costs) == ["1 token(s)", "3 token(s)"] and all(ms > 0 for ms in costs.values())

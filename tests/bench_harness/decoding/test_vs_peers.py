@@ -1,4 +1,4 @@
-"""``python -m benchmarks.bench_peers_decoding`` on the tiny random LM with a word-level tokenizer built in code: the
+"""``python -m benchmarks.decoding.vs_peers`` on the tiny random LM with a word-level tokenizer built in code: the
 news cut, the target logic, MAUVE's table, and --quick / --tune end to end (fast, offline)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from benchmarks import bench_peers_decoding as bench
-from benchmarks.human_reference import lee_items, mauve_table, split_lee
+from benchmarks.decoding import vs_peers as bench
+from benchmarks.decoding.human_reference import lee_items, mauve_table, split_lee
 from tests.decoders.tiny_lm import tiny_llama
 
 WORDS = (

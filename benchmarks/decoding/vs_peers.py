@@ -26,8 +26,8 @@ shown), and a paired bootstrap over prompts (``--bootstrap`` resamples, the same
 
 Usage::
 
-    python -m benchmarks.bench_peers_decoding [--quick] [--threads 1] [--out benchmarks/out]
-    python -m benchmarks.bench_peers_decoding --tune      # momentum settings on the held-out tuning articles
+    python -m benchmarks.decoding.vs_peers [--quick] [--threads 1] [--out benchmarks/out]
+    python -m benchmarks.decoding.vs_peers --tune      # momentum settings on the held-out tuning articles
 
 Writes ``peers_decoding.json``, ``.md`` and ``_samples.jsonl`` (``peers_decoding_quick.*``, ``peers_decoding_tune.*``).
 """
@@ -46,9 +46,9 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_decoding import environment, short_text
 from benchmarks.common.prompt_sets import load_prompts
-from benchmarks.human_reference import lee_items, mauve_score, mauve_table, split_lee
+from benchmarks.decoding.human_reference import lee_items, mauve_score, mauve_table, split_lee
+from benchmarks.decoding.momentum_decoding import environment, short_text
 
 GREEDY, MOMENTUM, NUCLEUS, DRY = "greedy", "momentum (0.2, 5)", "nucleus p=0.95", "DRY (0.8, 1.75, 2)"
 MOMENTUM_STRONG = "momentum (0.4, 5)"
