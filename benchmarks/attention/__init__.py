@@ -3,7 +3,7 @@
 * :mod:`~benchmarks.attention.unet_attention`: §5, speed on an SD1.5-sized UNet and quality on the digits model, vs
   FasterCache's rule (its report: :mod:`~benchmarks.attention.unet_attention_report`).
 * :mod:`~benchmarks.attention.lm_attention`: §8, Dai et al.'s momentum attention on SmolLM2-135M, training-free (the
-  fine-tuned arm is :mod:`benchmarks.bench_lm_finetune`).
+  fine-tuned arm is :mod:`benchmarks.training.lm_finetune`).
 * :mod:`~benchmarks.attention.vs_peers`: §13, ``extrapolate`` against diffusers' caches and fewer steps (its report:
   :mod:`~benchmarks.attention.vs_peers_report`).
 """

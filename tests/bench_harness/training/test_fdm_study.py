@@ -1,4 +1,4 @@
-"""`benchmarks.fdm_study`: the steps-to-match statistic, its spread over seeds, the report and the figure."""
+"""`benchmarks.training.fdm_study`: the steps-to-match statistic, its spread over seeds, the report and the figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import fdm_study
+from benchmarks.training import fdm_study
 
 
 def _log(run: Path, curve: list[tuple[int, float]]) -> None:

@@ -8,7 +8,7 @@ bias-calibrated few-shot accuracy of both fine-tuned models on the two tasks of 
 
 Usage::
 
-    python -m benchmarks.bench_lm_finetune [--steps 150] [--batch-size 4] [--seq-len 256] [--quick]
+    python -m benchmarks.training.lm_finetune [--steps 150] [--batch-size 4] [--seq-len 256] [--quick]
 
 Writes ``lm_finetune.md``, ``lm_finetune.json`` to ``--out`` and ``docs/figures/lm_finetune.png``.
 """

@@ -2,8 +2,8 @@
 
 Two sub-commands:
 
-    python -m benchmarks.eval_digits_model score runs/vp/pipeline [runs/fdm/pipeline ...] [--images-per-digit 100]
-    python -m benchmarks.eval_digits_model curves runs/vp runs/fdm
+    python -m benchmarks.training.eval_digits_model score runs/vp/pipeline [runs/fdm/pipeline ...] [--images-per-digit 100]
+    python -m benchmarks.training.eval_digits_model curves runs/vp runs/fdm
 
 ``score`` samples ``10 x images_per_digit`` images per pipeline with DPM-Solver++(2M), 30 steps, guidance 3 (the
 issue's setting), and reports class accuracy, FD-digits, the FD between two disjoint halves of real data (the

@@ -9,8 +9,8 @@ spread over seeds, and draws the training curves (median and range over seeds).
 
 Two sub-commands::
 
-    python -m benchmarks.fdm_study train --root runs/fdm-study [--seeds 0 1 2] [--max-steps 6000] [--resolution 32]
-    python -m benchmarks.fdm_study report --root runs/fdm-study [--out benchmarks/out]
+    python -m benchmarks.training.fdm_study train --root runs/fdm-study [--seeds 0 1 2] [--max-steps 6000] [--resolution 32]
+    python -m benchmarks.training.fdm_study report --root runs/fdm-study [--out benchmarks/out]
 
 ``train`` runs the 2 x seeds trainings one after the other (``--jobs N``: N at a time), each with ``--resume latest``: stopping and rerunning the
 same command continues where it stopped (checkpoints every ``--checkpoint-every`` steps). On a GPU add ``--device

@@ -1,4 +1,4 @@
-"""`benchmarks.eval_digits_model`: scoring a saved digits pipeline and comparing training curves."""
+"""`benchmarks.training.eval_digits_model`: scoring a saved digits pipeline and comparing training curves."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from benchmarks import eval_digits_model
+from benchmarks.training import eval_digits_model
 from inertia.models.preconditioned_unet import PreconditionedUNet
 from inertia.pipelines.digits import DigitsPipeline
 

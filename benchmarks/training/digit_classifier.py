@@ -6,7 +6,7 @@ augmentation (shift, scale, stroke, colours) of every image each epoch, on one C
 ``digit_classifier.safetensors`` and ``config.json`` to ``--out``.
 
 Usage:
-    python -m benchmarks.train_digit_classifier [--out inertia/metrics/classifier_weights] [--epochs 15] [--seed 0]
+    python -m benchmarks.training.digit_classifier [--out inertia/metrics/classifier_weights] [--epochs 15] [--seed 0]
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": sum(p.numel() for p in model.parameters()),
         "training": {
             "command": " ".join(
-                ["python -m benchmarks.train_digit_classifier", *(sys.argv[1:] if argv is None else argv)]
+                ["python -m benchmarks.training.digit_classifier", *(sys.argv[1:] if argv is None else argv)]
             ),
             "seed": args.seed,
             "epochs": args.epochs,

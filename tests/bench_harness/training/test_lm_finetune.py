@@ -1,10 +1,10 @@
-"""`benchmarks.bench_lm_finetune`: the comparison report and figure from a run's results, and bad arguments."""
+"""`benchmarks.training.lm_finetune`: the comparison report and figure from a run's results, and bad arguments."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench_lm_finetune as bench
+from benchmarks.training import lm_finetune as bench
 
 
 def _arm(ppl: float, gates) -> dict:
