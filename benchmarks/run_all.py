@@ -32,7 +32,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "decoding": ("benchmarks.decoding.momentum_decoding", False),
     "peers-decoding": ("benchmarks.decoding.vs_peers", False),
     "lm-attention": ("benchmarks.attention.lm_attention", False),
-    "ui": ("benchmarks.bench_ui", True),
+    "ui": ("benchmarks.product.response_times", True),
 }
 """Every suite ``run_all`` runs, in order."""
 

@@ -5,7 +5,7 @@ hook (:mod:`benchmarks.peers.guidance`; the digits pipeline is not modular): CFG
 CFG-Zero* (and CFG-Zero* without its zero-init step, which is meant for flow models), diffusers' APG guider,
 tangential CFG, frequency-decoupled (high frequencies at w, low at w/2: the guider's default 10/5 ratio) and
 magnitude-aware; ours with the model's tuned presets (``inertia_presets.json``): ``apg``, ``higs`` and ``apg+higs``. Every cell (row, guidance scale w, NFE) samples the same evaluation seeds with the
-pipeline's DPM-Solver++(2M) (image ``i`` shows digit ``i % 10`` from seed ``i``, as ``benchmarks.embedded_model``)
+pipeline's DPM-Solver++(2M) (image ``i`` shows digit ``i % 10`` from seed ``i``, as ``benchmarks.product.embedded_model``)
 and scores class accuracy, FD-digits, mean HSV saturation and the clipped fraction with the same metric functions.
 
 Per regime (w, NFE) it finds the accuracy/saturation Pareto front (higher accuracy, lower saturation) and a winner:
@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.embedded_model import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
 from benchmarks.peers.guidance import PEERS
+from benchmarks.product.embedded_model import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
 from inertia.guidance import apply_guidance
 from inertia.metrics import real_colour_stats, real_fd_baseline
 from inertia.pipelines.limits import check_image_model_name
@@ -99,7 +99,7 @@ class Cell:
 
 
 class PeerScorer(Scorer):
-    """``benchmarks.embedded_model.Scorer`` (its metrics, seeds and cache) with our presets or a peer installed."""
+    """``benchmarks.product.embedded_model.Scorer`` (its metrics, seeds and cache) with our presets or a peer installed."""
 
     def images(self, setting: Cell, per_digit: int) -> torch.Tensor:  # type: ignore[override]
         row = setting.row

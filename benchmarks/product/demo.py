@@ -1,4 +1,4 @@
-"""A terminal sampler demo (`python -m benchmarks.demo`; `make demo` starts the Gradio UI): side by side at high guidance.
+"""A terminal sampler demo (`python -m benchmarks.product.demo`; `make demo` starts the Gradio UI): side by side at high guidance.
 
 Runs diffusers' stock solvers and inertia's momentum schedulers on the exact-denoiser problem of
 :mod:`benchmarks.common.exact_denoiser` (a class-conditional latent data set whose posterior mean is known in closed form, so
@@ -7,7 +7,7 @@ divergence magnitude score and the wall time. Takes about half a minute on a 2-c
 
 Usage::
 
-    python -m benchmarks.demo [--guidance 15] [--steps 8,10,15] [--batch 32]
+    python -m benchmarks.product.demo [--guidance 15] [--steps 8,10,15] [--batch 32]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.embedded_apg_search import CANDIDATES, choose, main, search
+from benchmarks.product.embedded_apg_search import CANDIDATES, choose, main, search
 
 
 def test_the_choice_keeps_accuracy_then_minimises_clipping() -> None:

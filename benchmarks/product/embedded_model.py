@@ -2,10 +2,10 @@
 
 Usage (PIPELINE: a folder such as ``inertia/models/digits32``, or an embedded model's name, ``digits-16``):
 
-    python -m benchmarks.embedded_model report PIPELINE [--old OLD_PIPELINE] [--samples-per-digit 100]
+    python -m benchmarks.product.embedded_model report PIPELINE [--old OLD_PIPELINE] [--samples-per-digit 100]
         [--table-samples-per-digit N] [--out benchmarks/out/embedded] [--grid docs/figures/embedded_grid.png]
-    python -m benchmarks.embedded_model tune PIPELINE [--samples-per-digit 20] [--write]
-    python -m benchmarks.embedded_model report inertia/models/digits16 --quick --out /tmp/smoke   # a smoke test
+    python -m benchmarks.product.embedded_model tune PIPELINE [--samples-per-digit 20] [--write]
+    python -m benchmarks.product.embedded_model report inertia/models/digits16 --quick --out /tmp/smoke   # a smoke test
 
 ``report`` samples on the evaluation seeds (image ``i`` shows digit ``i % 10`` with its own generator, seed ``i``):
 the headline (stock DPM-Solver++(2M) = presets ``dpm++2m`` + ``none``, w 3, 20 steps: class accuracy, FD-digits and
@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     doc = __doc__.split("\n\n")
     parser = argparse.ArgumentParser(
-        "python -m benchmarks.embedded_model", description=doc[0], epilog="\n\n".join(doc[1:3]),
+        "python -m benchmarks.product.embedded_model", description=doc[0], epilog="\n\n".join(doc[1:3]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
@@ -597,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--grid", type=Path, help=f"picture grid PNG (default {DEFAULT_GRID}; --quick: in --out)")
     tun.add_argument("--write", action="store_true", help="save the choice to PIPELINE/inertia_presets.json")
     args = parser.parse_args(argv)
-    command = "python -m benchmarks.embedded_model " + shlex.join(argv)
+    command = "python -m benchmarks.product.embedded_model " + shlex.join(argv)
     steps = QUICK_STEPS if args.quick else Steps()
     n = args.samples_per_digit or (1 if args.quick else 100 if args.command == "report" else 20)
     with limit_threads(args.threads):

@@ -1,6 +1,6 @@
 """Prints the versions of the host libraries in this environment, beside the ones pinned in the lock.
 
-``python -m benchmarks.host_versions [--compare requirements/lock.txt] [--json PATH]``: `make test-latest` runs it
+``python -m benchmarks.product.host_versions [--compare requirements/lock.txt] [--json PATH]``: `make test-latest` runs it
 first, so that every CI log says which releases the host-contract tests ran on.
 """
 

@@ -1,4 +1,4 @@
-"""`benchmarks.embedded_model`: the report's structure and targets, tune's choices and `--write`, the picture grid,
+"""`benchmarks.product.embedded_model`: the report's structure and targets, tune's choices and `--write`, the picture grid,
 the seeds and the command line, on the shipped 16x16 model with one sample per digit and 2-3 steps."""
 
 import json
@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks import embedded_model as em
+from benchmarks.common.paths import REPO_ROOT
+from benchmarks.product import embedded_model as em
 from inertia.pipelines.model_presets import PRESETS_FILE, read_model_presets
 from inertia.pipelines.presets import ATTENTION_PRESETS, GUIDANCE_PRESETS, guidance_methods
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def _model16() -> Path:
@@ -232,7 +233,7 @@ def test_bad_arguments_are_refused_before_any_work(argv, message, model16, tmp_p
 
 
 def test_module_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.embedded_model", "--help"], cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.product.embedded_model", "--help"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
     assert "report" in out and "tune" in out
 

@@ -1,13 +1,13 @@
 """The second APG search behind the 32x32 digits model's tuned ``apg`` preset (its ``inertia_presets.json``).
 
-The first search (``python -m benchmarks.embedded_model tune``) varies APG's r around the generic value with the
+The first search (``python -m benchmarks.product.embedded_model tune``) varies APG's r around the generic value with the
 paper's β −0.5, then β and η, at guidance 15; on the 32x32 model none of its candidates kept accuracy at guidance 3
 (r 0.4 gave 85% against stock 99%). This search scores six settings that switch APG's three parts (η: the parallel
 part, β: the momentum, r: the norm clipping) on and off, each at guidance 3 (20 steps) and guidance 15 (10 steps),
 on the tuning seeds (``TUNING_SEED_BASE`` on, disjoint from the evaluation seeds), with the model's own presets
 ignored (``pipe.inertia_presets = {}``), and prints one line per setting::
 
-    python -m benchmarks.embedded_apg_search inertia/models/digits32 [--samples-per-digit 20] [--threads 2]
+    python -m benchmarks.product.embedded_apg_search inertia/models/digits32 [--samples-per-digit 20] [--threads 2]
 
 The chosen setting is the one within 1 point of stock at guidance 3 with the lowest clipped fraction at guidance 15
 among those within 2 points of CFG's accuracy there.
@@ -19,7 +19,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
-from benchmarks.embedded_model import TUNING_SEED_BASE, Scorer, Setting, _pairs, limit_threads, load
+from benchmarks.product.embedded_model import TUNING_SEED_BASE, Scorer, Setting, _pairs, limit_threads, load
 
 CANDIDATES: tuple[dict[str, float], ...] = (
     {"eta": 1.0, "momentum": 0.0, "norm_threshold": 0.4},  # clipping alone

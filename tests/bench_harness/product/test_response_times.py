@@ -1,8 +1,8 @@
-"""`benchmarks.bench_ui`: the report shows every measured figure, and bad arguments are refused before any work."""
+"""`benchmarks.product.response_times`: the report shows every measured figure, and bad arguments are refused before any work."""
 
 import pytest
 
-from benchmarks import bench_ui
+from benchmarks.product import response_times
 
 RESULTS = {
     "device": "cpu",
@@ -23,7 +23,7 @@ RESULTS = {
 
 @pytest.mark.parametrize("identical", [True, False])
 def test_report_lists_every_figure(identical: bool) -> None:
-    text = bench_ui.report({**RESULTS, "cli": {**RESULTS["cli"], "identical": identical}})
+    text = response_times.report({**RESULTS, "cli": {**RESULTS["cli"], "identical": identical}})
     for expected in ("| build and start the app | 1.23 |", "(median) | 2.50 |", "64 tokens each (median) | 12.25 |",
                      "| 1 process | 20.0 |", "| `accelerate launch --num_processes 2` | 12.5 |", "| speed-up | 1.60x"):  # fmt: skip
         assert expected in text
@@ -32,26 +32,28 @@ def test_report_lists_every_figure(identical: bool) -> None:
 
 @pytest.mark.parametrize("argv", [["--repeats", "0"], ["--num-images", "1"], ["--device", "tpu"]])
 def test_bad_arguments_exit_before_any_work(argv: list[str], monkeypatch) -> None:
-    monkeypatch.setattr(bench_ui, "measure_app", lambda *a: pytest.fail("measured despite bad arguments"))
+    monkeypatch.setattr(response_times, "measure_app", lambda *a: pytest.fail("measured despite bad arguments"))
     with pytest.raises(SystemExit) as info:
-        bench_ui.main(argv)
+        response_times.main(argv)
     assert info.value.code == 2
 
 
 def test_cli_answers_are_timed_and_reported(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(
-        bench_ui, "CLI_ANSWERS", {"help": ["--help"], "bad steps": ["generate", "image", "--steps", "0"]}
+        response_times, "CLI_ANSWERS", {"help": ["--help"], "bad steps": ["generate", "image", "--steps", "0"]}
     )
-    answers = bench_ui.measure_cli_answers(1, tmp_path)
+    answers = response_times.measure_cli_answers(1, tmp_path)
     assert answers["answers"]["help"]["exit"] == 0
     bad = answers["answers"]["bad steps"]
     assert bad["exit"] == 2 and "--steps must be an integer in [1, 200]" in bad["last_line"]
-    text = bench_ui.answers_report(answers)
+    text = response_times.answers_report(answers)
     assert "| bad steps |" in text and "Worst of all:" in text
 
 
 def test_answers_only_writes_the_answers_and_stops(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(bench_ui, "CLI_ANSWERS", {"help": ["--help"]})
-    monkeypatch.setattr(bench_ui, "measure_app", lambda *a: pytest.fail("the app was measured with --answers-only"))
-    assert bench_ui.main(["--answers-only", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    monkeypatch.setattr(response_times, "CLI_ANSWERS", {"help": ["--help"]})
+    monkeypatch.setattr(
+        response_times, "measure_app", lambda *a: pytest.fail("the app was measured with --answers-only")
+    )
+    assert response_times.main(["--answers-only", "--repeats", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "cli_answers.json").is_file()

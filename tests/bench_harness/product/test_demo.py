@@ -1,6 +1,6 @@
-"""`python -m benchmarks.demo` (the terminal sampler demo) must run and print every sampler."""
+"""`python -m benchmarks.product.demo` (the terminal sampler demo) must run and print every sampler."""
 
-from benchmarks import demo
+from benchmarks.product import demo
 
 
 def test_demo_prints_every_sampler(capsys) -> None:

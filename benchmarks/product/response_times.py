@@ -15,8 +15,8 @@ Measures, in one run:
 
 Usage::
 
-    python -m benchmarks.bench_ui [--device cpu|cuda] [--repeats 5] [--num-images 256] [--quick] [--out benchmarks/out]
-    python -m benchmarks.bench_ui --answers-only [--repeats 5]     # the CLI answers alone (under a minute)
+    python -m benchmarks.product.response_times [--device cpu|cuda] [--repeats 5] [--num-images 256] [--quick] [--out benchmarks/out]
+    python -m benchmarks.product.response_times --answers-only [--repeats 5]     # the CLI answers alone (under a minute)
 
 Writes ``ui.json``, ``ui.md`` and ``cli_answers.json`` to ``--out``.
 """
