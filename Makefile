@@ -93,7 +93,7 @@ bench-gpu: setup
 
 # GPU check in two steps (docs/gpu.md). Here, with the registry: the wheels the offline GPU machine lacks, into .whl.
 gpu-wheels: setup
-	$(PY) -m benchmarks.gpu_wheels .whl
+	$(PY) -m benchmarks.gpu.wheels .whl
 
 # There, on a bare GPU machine from the repository (with .whl carried): the GPU tests (`pytest -m gpu`) and the quick
 # GPU figures, about 4 minutes; the report goes to $(GPU_OUT)/gpu_report.md and .json. On a CPU machine the tests
@@ -102,7 +102,7 @@ GPU_OUT ?= benchmarks/out/gpu
 GPU_PYTHON ?= python3
 gpu-check:
 	test ! -d .whl || $(GPU_PYTHON) -m pip install -q --no-index --no-deps --target /tmp/inertia-site .whl/*.whl
-	PYTHONPATH=/tmp/inertia-site:. $(GPU_PYTHON) -m benchmarks.gpu_check --out $(GPU_OUT)
+	PYTHONPATH=/tmp/inertia-site:. $(GPU_PYTHON) -m benchmarks.gpu.check --out $(GPU_OUT)
 
 demo: setup
 	$(PY) -m inertia.cli demo

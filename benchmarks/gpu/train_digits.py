@@ -18,7 +18,7 @@ training log ``OUT/log.jsonl``: eight files at most, two folders deep, as the de
 
 Usage (``--device cpu --quick`` runs the whole path in about a minute on a CPU)::
 
-    python -m benchmarks.gpu_train_digits --out benchmarks/out/gpu_train [--minutes 7] [--model-size small-32-adagn]
+    python -m benchmarks.gpu.train_digits --out benchmarks/out/gpu_train [--minutes 7] [--model-size small-32-adagn]
         [--batch-size 128] [--lr 5e-4] [--max-steps 60000] [--images 1000] [--device auto|cpu|cuda] [--quick]
 """
 
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     real = real_fd_baseline()
     report = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.gpu_train_digits " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.gpu.train_digits " + " ".join(sys.argv[1:]),
         "device": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "model_size": args.model_size,
@@ -194,7 +194,7 @@ def _markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_train_digits", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu.train_digits", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/out/gpu_train")
     p.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget, training and scoring (default 7)")
     p.add_argument("--model-size", default="small-32-adagn")

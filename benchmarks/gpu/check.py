@@ -3,12 +3,12 @@
 Two steps (docs/gpu.md). Here, with internet, fetch the wheels the GPU machine lacks (diffusers, this checkout's
 transformers, and what their requirements need beyond what that machine has)::
 
-    python -m benchmarks.gpu_check --wheels .whl
+    python -m benchmarks.gpu.check --wheels .whl
 
 There, offline, from the repository root::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-    PYTHONPATH=/tmp/site:. python3 -m benchmarks.gpu_check --out benchmarks/out/gpu
+    PYTHONPATH=/tmp/site:. python3 -m benchmarks.gpu.check --out benchmarks/out/gpu
 
 The check runs ``pytest -m gpu tests/gpu`` (JUnit XML and the text log go to ``--out``), then times on the GPU: one
 scheduler ``step`` (ours vs diffusers' DPM-Solver++ 2M, SD/SDXL-sized latents, fp16 and fp32) and a CUDA-graph replay
@@ -21,8 +21,8 @@ shrinks every size). The exit status is 1 when a test fails or a figure raises.
 
 Usage::
 
-    python -m benchmarks.gpu_check [--out DIR] [--quick] [--device auto|cpu|cuda] [--skip-tests] [--skip-figures]
-    python -m benchmarks.gpu_check --wheels DIR
+    python -m benchmarks.gpu.check [--out DIR] [--quick] [--device auto|cpu|cuda] [--skip-tests] [--skip-figures]
+    python -m benchmarks.gpu.check --wheels DIR
 """
 
 from __future__ import annotations
@@ -499,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-timeout", type=float, default=TEST_TIMEOUT_S, help="seconds for the test run")
     args = parser.parse_args(argv)
     if args.wheels is not None:
-        from benchmarks.gpu_wheels import wheels_main
+        from benchmarks.gpu.wheels import wheels_main
 
         return wheels_main(args.wheels)
 

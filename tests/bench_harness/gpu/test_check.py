@@ -1,4 +1,4 @@
-"""`python -m benchmarks.gpu_check` on a machine without CUDA: the report, the exit status and the wheel plan."""
+"""`python -m benchmarks.gpu.check` on a machine without CUDA: the report, the exit status and the wheel plan."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import gpu_check, gpu_wheels
 from benchmarks.common.paths import REPO_ROOT
+from benchmarks.gpu import check as gpu_check
+from benchmarks.gpu import wheels as gpu_wheels
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
 GPU_TEST_MODULES = ("test_schedulers", "test_hooks", "test_decoders", "test_products", "test_lm_attention")
 
 no_cuda = pytest.mark.skipif(
-    torch.cuda.is_available(), reason="on a CUDA machine run `python -m benchmarks.gpu_check` itself (minutes)"
+    torch.cuda.is_available(), reason="on a CUDA machine run `python -m benchmarks.gpu.check` itself (minutes)"
 )
 
 

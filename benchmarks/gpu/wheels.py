@@ -1,6 +1,6 @@
-"""The wheels the GPU machine lacks for ``benchmarks.gpu_check``, fetched here (it has no network).
+"""The wheels the GPU machine lacks for ``benchmarks.gpu.check``, fetched here (it has no network).
 
-``python -m benchmarks.gpu_wheels DIR`` (or ``python -m benchmarks.gpu_check --wheels DIR``, ``make gpu-wheels``):
+``python -m benchmarks.gpu.wheels DIR`` (or ``python -m benchmarks.gpu.check --wheels DIR``, ``make gpu-wheels``):
 diffusers and transformers at the versions installed here, plus every requirement of theirs that the GPU machine's
 image does not satisfy (docs/gpu.md).
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu_check import _version
+from benchmarks.gpu.check import _version
 
 __all__ = ["GPU_MACHINE_PACKAGES", "download_wheels", "wheels_main"]
 

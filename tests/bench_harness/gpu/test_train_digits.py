@@ -1,4 +1,4 @@
-"""`benchmarks.gpu_train_digits`: the step count that fits the budget, the timing, bad input, and the whole path."""
+"""`benchmarks.gpu.train_digits`: the step count that fits the budget, the timing, bad input, and the whole path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu_train_digits as gtd
+from benchmarks.gpu import train_digits as gtd
 
 
 def test_fitted_steps_fills_the_budget_and_respects_the_cap() -> None:
