@@ -31,7 +31,8 @@ from benchmarks.common.exact_denoiser import ExactDenoiser, make_dataset, rmse, 
 from benchmarks.peers import k_diffusion as K
 from benchmarks.samplers.accuracy import compute_reference
 from benchmarks.samplers.accuracy_grid import base_config
-from benchmarks.samplers.vs_peers import FULL, KDIFF, QUICK, FunctionPeer, PeerGrid, _Context, run_function
+from benchmarks.samplers.vs_peers import PeerContext, run_function
+from benchmarks.samplers.vs_peers_grid import FULL, KDIFF, QUICK, FunctionPeer, PeerGrid
 from inertia.k_diffusion import sample_hb_dpmpp_2m
 
 Schedule = Callable[[int], list[float]]
@@ -67,7 +68,7 @@ def run(grid: PeerGrid, guidances: Sequence[float], nfes: Sequence[int]) -> dict
     """``{cell: {setting: RMSE ratio to DPM++2M Karras}}`` plus each cell's baseline RMSE under ``"baseline"``."""
     denoiser = ExactDenoiser(make_dataset())
     labels = torch.arange(grid.batch) % denoiser.dataset.num_classes
-    ctx = _Context(denoiser=denoiser, labels=labels, grid=grid, alphas_cumprod=sd15_alphas_cumprod())
+    ctx = PeerContext(denoiser=denoiser, labels=labels, grid=grid, alphas_cumprod=sd15_alphas_cumprod())
     peer = FunctionPeer("hb_dpmpp_2m", "inertia", "karras", sample_hb_dpmpp_2m)
     results: dict[str, dict[str, float]] = {}
     for guidance in guidances:

@@ -9,7 +9,7 @@ Usage::
 
 The tuning problems (data and noise seeds 101-102: two SD1.5 problems, one SDXL, one flow) and the reported problems
 (seeds 0-2 on SD1.5, seed 1 on SDXL and on flow; seed 0 with SD1.5 is §1's problem) never share a seed. The host
-schedules are SD1.5 trailing, SDXL's leading config and SD3's flow shift 3 (see :mod:`benchmarks.samplers.study_solvers`). The
+schedules are SD1.5 trailing, SDXL's leading config and SD3's flow shift 3 (see :mod:`benchmarks.samplers.study_problems`). The
 error of a run is the RMSE of its final latents to a 300-step DPM-Solver++(2M) solution (log-σ uniform) from the same
 noise and starting σ; a ratio compares it with the best stock solver (DDIM, DPM-Solver++(2M), UniPC) of the same cell.
 Outputs:
@@ -29,15 +29,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.samplers.study_solvers import (
-    Candidate,
-    GuidedX0,
-    Problem,
-    reference_solution,
-    solve,
-    start_noise,
-    stock_sigmas,
-)
+from benchmarks.samplers.study_problems import GuidedX0, Problem, start_noise, stock_sigmas
+from benchmarks.samplers.study_solvers import Candidate, reference_solution, solve
 
 __all__ = ["MILD", "REPORT_PROBLEMS", "STOCK", "TUNE_PROBLEMS", "WINNER", "candidates", "main", "run_cells"]
 
@@ -213,7 +206,7 @@ def report(args: argparse.Namespace) -> dict:
 
 def transfer(args: argparse.Namespace) -> dict:
     """The placements on a trained network: the 16x16 digits model, RMSE to a 300-step reference, 32 samples."""
-    from benchmarks.samplers.study_solvers import DigitsX0
+    from benchmarks.samplers.study_problems import DigitsX0
 
     model = DigitsX0()
     batch = 8 if args.quick else 32

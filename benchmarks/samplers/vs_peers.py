@@ -31,7 +31,8 @@ Usage::
     python -m benchmarks.samplers.vs_peers --quick    # smoke test (under 2 minutes)
 
 Outputs (``--out``, default ``benchmarks/out/``): ``peers_samplers.json``, ``.csv`` and ``.md`` (also printed);
-``--quick`` writes ``*_quick.*``. The tables and targets are made by :mod:`benchmarks.samplers.vs_peers_report`.
+``--quick`` writes ``*_quick.*``. What runs (grids, function peers, records) is :mod:`benchmarks.samplers.vs_peers_grid`;
+the tables and targets are made by :mod:`benchmarks.samplers.vs_peers_report`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -67,70 +68,32 @@ from benchmarks.samplers.accuracy import FAR_ERROR, compute_reference
 from benchmarks.samplers.accuracy_grid import (
     AUTO,
     DIFFUSERS,
-    DPM_BETAS,
     Solver,
     base_config,
     diffusers_solvers,
     inertia_solvers,
 )
+from benchmarks.samplers.vs_peers_grid import (
+    FULL,
+    INERTIA,
+    KDIFF,
+    QUICK,
+    FunctionPeer,
+    PeerGrid,
+    PeerRecord,
+    function_peers,
+)
+from benchmarks.samplers.vs_peers_report import write_outputs
 
 __all__ = [
-    "FULL",
-    "GRIDS",
-    "QUICK",
-    "FunctionPeer",
     "KDiffusionDenoiser",
-    "PeerGrid",
-    "PeerRecord",
-    "function_peers",
+    "PeerContext",
     "main",
+    "run_function",
     "run_peers",
     "sample_on_sigmas",
+    "sde_reference",
 ]
-
-KDIFF = "k-diffusion"
-INERTIA = "inertia"
-GRIDS = ("discrete", "karras")
-"""The sigma grids the k-diffusion-style samplers run on (names of :func:`benchmarks.peers.k_diffusion.get_sigmas`)."""
-
-
-@dataclass(frozen=True)
-class PeerGrid:
-    """What to run: guidance scales, NFE budgets, batch and reference step counts."""
-
-    guidances: tuple[float, ...]
-    nfes: tuple[int, ...]
-    batch: int
-    reference_steps: int = 1000
-    seed: int = 0
-    noise_seed: int = 1
-
-
-FULL = PeerGrid(guidances=(3.0, 7.5, 15.0, 22.5), nfes=(6, 8, 10, 15, 20), batch=64)
-QUICK = PeerGrid(guidances=(3.0, 15.0), nfes=(8, 15), batch=8, reference_steps=200)
-
-
-@dataclass
-class PeerRecord:
-    """One (peer, guidance, NFE budget) result."""
-
-    name: str
-    family: str  # "diffusers", "k-diffusion", "inertia" or "auto"
-    grid: str  # "trailing" (diffusers' timesteps), "discrete" or "karras"
-    stochastic: bool
-    reference: str  # "ODE" or "SDE": what rmse is measured against
-    guidance: float
-    nfe_budget: int
-    nfe: int
-    steps: int
-    rmse: float
-    median_error: float
-    far_fraction: float
-    magnitude: float
-    nonfinite: float
-    data_distance: float
-    beta: float | None
-    seconds: float
 
 
 class KDiffusionDenoiser:
@@ -158,65 +121,15 @@ class KDiffusionDenoiser:
         return (x64 - s * eps).to(x.dtype)  # x0 = x_ve − σ·ε
 
 
-@dataclass(frozen=True)
-class FunctionPeer:
-    """A k-diffusion-style sampler function on one sigma grid.
-
-    Attributes:
-        name: display name.
-        family: ``"k-diffusion"``, ``"inertia"`` or ``"auto"``.
-        grid: the sigma grid (see :data:`GRIDS`).
-        function: ``function(model, x, sigmas, disable=True, **options)``.
-        evals_per_step: model calls per step (except the last).
-        stochastic: whether it injects noise (then it gets the shared Brownian path as ``noise_sampler``).
-        options: ``options(guidance, steps) -> kwargs`` (e.g. the auto β).
-    """
-
-    name: str
-    family: str
-    grid: str
-    function: Callable[..., torch.Tensor]
-    evals_per_step: int = 1
-    stochastic: bool = False
-    options: Callable[[float, int], dict[str, Any]] = field(default=lambda guidance, steps: {})
-
-    def steps_for(self, nfe: int) -> int:
-        return K.SamplerInfo(self.function, self.evals_per_step, self.stochastic).steps_for_nfe(nfe)
-
-
-def function_peers(grids: Sequence[str] = GRIDS) -> list[FunctionPeer]:
-    """k-diffusion's samplers and inertia's k-diffusion-style HB-DPM-Solver++ functions on every grid."""
-    from inertia.k_diffusion import sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
-    from inertia.samplers.recommend import recommended_beta
-
-    peers = []
-    for grid in grids:
-        for name, info in K.SAMPLERS.items():
-            peers.append(FunctionPeer(name, KDIFF, grid, info.function, info.evals_per_step, info.stochastic))
-        for order, function in ((2, sample_hb_dpmpp_2m), (3, sample_hb_dpmpp_3m)):
-            for beta in DPM_BETAS:
-                peers.append(
-                    FunctionPeer(f"hb_dpmpp_{order}m β={beta}", INERTIA, grid, function, options=_fixed(beta))
-                )
-        peers.append(FunctionPeer("auto hb_dpmpp_2m", AUTO, grid, sample_hb_dpmpp_2m, options=_auto(recommended_beta)))
-    return peers
-
-
-def _fixed(beta: float) -> Callable[[float, int], dict[str, Any]]:
-    return lambda guidance, steps: {"beta": beta}
-
-
-def _auto(rule: Callable[..., float]) -> Callable[[float, int], dict[str, Any]]:
-    return lambda guidance, steps: {"beta": rule(guidance, steps, "hb-dpm")}
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Context:
+class PeerContext:
+    """The state one run shares between its records: the exact denoiser, labels, grid and current references."""
+
     denoiser: ExactDenoiser
     labels: torch.Tensor
     grid: PeerGrid
@@ -274,7 +187,7 @@ def sample_on_sigmas(
 
 
 def run_function(
-    peer: FunctionPeer, ctx: _Context, guidance: float, steps: int, options: Mapping[str, Any] | None = None
+    peer: FunctionPeer, ctx: PeerContext, guidance: float, steps: int, options: Mapping[str, Any] | None = None
 ) -> torch.Tensor:
     """Run ``peer`` with ``steps`` steps on its grid from the shared noise; returns the final (σ = 0) latents."""
     sigmas = K.get_sigmas(peer.grid, steps, ctx.alphas_cumprod)
@@ -285,7 +198,7 @@ def run_function(
     )
 
 
-def _function_record(peer: FunctionPeer, ctx: _Context, guidance: float, budget: int) -> PeerRecord:
+def _function_record(peer: FunctionPeer, ctx: PeerContext, guidance: float, budget: int) -> PeerRecord:
     steps = peer.steps_for(budget)
     options = peer.options(guidance, steps)
     calls, start = ctx.denoiser.num_calls, time.perf_counter()
@@ -311,7 +224,7 @@ def _function_record(peer: FunctionPeer, ctx: _Context, guidance: float, budget:
     )
 
 
-def _scheduler_record(solver: Solver, ctx: _Context, guidance: float, budget: int) -> PeerRecord | None:
+def _scheduler_record(solver: Solver, ctx: PeerContext, guidance: float, budget: int) -> PeerRecord | None:
     """A diffusers-type scheduler run as a pipeline runs it (as in §1), or ``None`` if no step count gives ``budget``."""
     config = base_config("trailing")
     steps = steps_for_nfe(solver.factory(config, guidance), budget)
@@ -341,7 +254,7 @@ def _scheduler_record(solver: Solver, ctx: _Context, guidance: float, budget: in
     )
 
 
-def sde_reference(ctx: _Context, guidance: float, name: str = "dpmpp_2m_sde") -> torch.Tensor:
+def sde_reference(ctx: PeerContext, guidance: float, name: str = "dpmpp_2m_sde") -> torch.Tensor:
     """The many-step solution of the reverse SDE on the shared Brownian path (karras grid)."""
     peer = FunctionPeer(name, KDIFF, "karras", K.SAMPLERS[name].function, stochastic=True)
     return run_function(peer, ctx, guidance, ctx.grid.reference_steps)
@@ -358,7 +271,7 @@ def run_peers(
     """Every solver and function peer at every (guidance, NFE); returns the records and the run's metadata."""
     denoiser = ExactDenoiser(make_dataset())
     alphas_cumprod = sd15_alphas_cumprod()
-    ctx = _Context(
+    ctx = PeerContext(
         denoiser=denoiser,
         labels=torch.arange(grid.batch) % denoiser.dataset.num_classes,
         grid=grid,
@@ -412,8 +325,6 @@ def run_peers(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.samplers.vs_peers_report import write_outputs
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke-test grid (under 2 minutes)")
     parser.add_argument("--out", type=str, default="benchmarks/out", help="output folder")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.samplers.accuracy_grid import AUTO, DIFFUSERS
-from benchmarks.samplers.vs_peers import INERTIA, KDIFF, PeerRecord
+from benchmarks.samplers.vs_peers_grid import INERTIA, KDIFF, PeerRecord
 
 __all__ = ["HIGH_GUIDANCE", "TARGET_NFE", "best", "evaluate_targets", "markdown_report", "winners", "write_outputs"]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks.samplers import karras_probe as probe
-from benchmarks.samplers.vs_peers import PeerGrid
+from benchmarks.samplers.vs_peers_grid import PeerGrid
 
 
 def test_schedules_give_one_beta_per_step() -> None:

@@ -9,16 +9,8 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from benchmarks.samplers.accuracy_grid import base_config
-from benchmarks.samplers.study_solvers import (
-    Candidate,
-    GuidedX0,
-    Problem,
-    respace,
-    solve,
-    solve_variant,
-    start_noise,
-    stock_sigmas,
-)
+from benchmarks.samplers.study_problems import GuidedX0, Problem, start_noise, stock_sigmas
+from benchmarks.samplers.study_solvers import Candidate, respace, solve, solve_variant
 
 
 def _diffusers_run(scheduler, model, noise, labels, guidance, steps, stop):

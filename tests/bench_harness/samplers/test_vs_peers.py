@@ -11,6 +11,7 @@ import torch
 from benchmarks.common.exact_denoiser import ExactDenoiser, make_dataset
 from benchmarks.peers import k_diffusion as K
 from benchmarks.samplers import vs_peers as B
+from benchmarks.samplers import vs_peers_grid as G
 from benchmarks.samplers.accuracy_grid import diffusers_solvers, inertia_solvers
 from benchmarks.samplers.vs_peers_report import evaluate_targets, markdown_report, write_outputs
 
@@ -39,9 +40,9 @@ def test_wrapper_is_the_vp_posterior_mean_in_ve_variables(denoiser: ExactDenoise
 
 
 def test_function_peers_cover_every_k_diffusion_sampler_on_both_grids():
-    peers = B.function_peers()
-    for grid in B.GRIDS:
-        names = {p.name for p in peers if p.grid == grid and p.family == B.KDIFF}
+    peers = G.function_peers()
+    for grid in G.GRIDS:
+        names = {p.name for p in peers if p.grid == grid and p.family == G.KDIFF}
         assert names == set(K.SAMPLERS)
         assert {p.name for p in peers if p.grid == grid and p.family == "auto"} == {"auto hb_dpmpp_2m"}
     heun = next(p for p in peers if p.name == "heun")
@@ -49,8 +50,8 @@ def test_function_peers_cover_every_k_diffusion_sampler_on_both_grids():
 
 
 def test_a_tiny_run_counts_nfe_honestly_and_writes_the_report(tmp_path):
-    grid = B.PeerGrid(guidances=(15.0,), nfes=(6,), batch=2, reference_steps=40)
-    peers = [p for p in B.function_peers() if p.name in {"heun", "dpmpp_2m", "dpmpp_2m_sde", "auto hb_dpmpp_2m"}]
+    grid = G.PeerGrid(guidances=(15.0,), nfes=(6,), batch=2, reference_steps=40)
+    peers = [p for p in G.function_peers() if p.name in {"heun", "dpmpp_2m", "dpmpp_2m_sde", "auto hb_dpmpp_2m"}]
     solvers = [s for s in diffusers_solvers() + inertia_solvers() if s.name in {"DPM++2M", "HB-DPM++2M β=0.8"}]
     records, meta = B.run_peers(grid, solvers, peers, check=True, log=lambda message: None)
     by_name = {(r.name, r.grid): r for r in records}
@@ -69,8 +70,8 @@ def test_a_tiny_run_counts_nfe_honestly_and_writes_the_report(tmp_path):
     assert len(json.loads(paths["json"].read_text())["records"]) == len(records)
 
 
-def _record(name: str, family: str, value: float, *, nfe: int = 10, stochastic: bool = False) -> B.PeerRecord:
-    return B.PeerRecord(
+def _record(name: str, family: str, value: float, *, nfe: int = 10, stochastic: bool = False) -> G.PeerRecord:
+    return G.PeerRecord(
         name=name,
         family=family,
         grid="karras",
@@ -93,14 +94,14 @@ def _record(name: str, family: str, value: float, *, nfe: int = 10, stochastic: 
 
 def test_targets_compare_ours_with_every_deterministic_peer_only():
     records = [
-        _record("dpmpp_2m", B.KDIFF, 0.30),
+        _record("dpmpp_2m", G.KDIFF, 0.30),
         _record("DPM++2M", "diffusers", 0.25),
-        _record("hb", B.INERTIA, 0.20),
-        _record("dpmpp_sde", B.KDIFF, 0.01, stochastic=True),  # another target: not in the comparison
-        _record("dpmpp_2m", B.KDIFF, 0.30, nfe=6),  # outside NFE 8-20
+        _record("hb", G.INERTIA, 0.20),
+        _record("dpmpp_sde", G.KDIFF, 0.01, stochastic=True),  # another target: not in the comparison
+        _record("dpmpp_2m", G.KDIFF, 0.30, nfe=6),  # outside NFE 8-20
     ]
     assert evaluate_targets(records)[0].startswith("PASS") and "(1/1 cells)" in evaluate_targets(records)[0]
-    records.append(_record("heun", B.KDIFF, 0.19))
+    records.append(_record("heun", G.KDIFF, 0.19))
     lines = evaluate_targets(records)
     assert lines[0].startswith("MISS") and "heun (karras) 0.19" in lines[1]
     meta = {"grid": {"guidances": [15.0], "nfes": [10], "batch": 1}, "ode_reference": "r", "sde_reference": "s"}
