@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from benchmarks.attention.unet_attention import SpeedResult
+    from benchmarks.attention.unet_attention_speed import SpeedResult
 
 
 def verdicts(speeds: dict[str, dict[str, float]], qual: dict[str, dict], schedules: Sequence[int]) -> list[str]:

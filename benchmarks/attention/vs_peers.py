@@ -54,8 +54,9 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, FluxTransformer2DModel, UNet2DModel
 
-from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET, _build_unets, _sync
 from benchmarks.attention.vs_peers_report import report
+from benchmarks.common.sd15_unet import QUICK_UNET, SD15_UNET, build_unets
+from benchmarks.common.timing import seconds_of
 from benchmarks.peers.cache_hooks import CacheHandle, apply_attention_cache
 from benchmarks.peers.caches import FirstBlockCache, MagCache, PyramidBroadcast, TaylorSeer
 from benchmarks.peers.unet_cache_hooks import apply_unet_cache
@@ -232,12 +233,8 @@ def quality(
 
 
 def _time(fn: Callable[[], Any], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
     with torch.no_grad():
-        fn()
-    _sync(device)
-    return time.perf_counter() - start
+        return seconds_of(fn, device)
 
 
 def unet_costs(config: dict[str, Any], rounds: int, device: torch.device) -> dict[str, Any]:
@@ -247,7 +244,7 @@ def unet_costs(config: dict[str, Any], rounds: int, device: torch.device) -> dic
     every call predicts every attention module), one under FBC with a huge threshold (call 0 computed, then only
     the probe runs). Their computed calls are full-call samples too (the hooks' bookkeeping is below 0.4 %).
     """
-    attn, probe = _build_unets(config, device, copies=2)
+    attn, probe = build_unets(config, device, copies=2)
     size = config["sample_size"]
     generator = torch.Generator().manual_seed(0)
     latents = torch.randn(2, config.get("in_channels", 4), size, size, generator=generator).to(device)

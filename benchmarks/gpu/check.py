@@ -14,7 +14,7 @@ The check runs ``pytest -m gpu tests/gpu`` (JUnit XML and the text log go to ``-
 scheduler ``step`` (ours vs diffusers' DPM-Solver++ 2M, SD/SDXL-sized latents, fp16 and fp32) and a CUDA-graph replay
 of it, the guidance hook per denoiser call against an SD1.5 UNet forward, momentum attention's computed and skipped
 UNet calls, and momentum decoding per token (the processor alone, and ``generate`` on a random SmolLM2-sized Llama).
-The timing code is that of ``samplers.step_overhead``, ``guidance.apg_higs_grid`` and ``attention.unet_attention``. About 3 minutes on an H200.
+The timing code is that of ``samplers.step_overhead``, ``guidance.apg_higs_grid`` and ``attention.unet_attention_speed``. About 3 minutes on an H200.
 It writes ``gpu_report.md`` and ``gpu_report.json``. Without CUDA it still runs: the tests skip, the report says so,
 and the exit status is 0. ``--device cpu`` times the figures on the CPU instead (to try the harness; ``--quick``
 shrinks every size). The exit status is 1 when a test fails or a figure raises.
@@ -47,6 +47,7 @@ from unittest import mock
 import torch
 
 from benchmarks.common.paths import REPO_ROOT
+from benchmarks.common.timing import seconds_of, synchronize
 
 __all__ = [
     "decoding_figures",
@@ -158,20 +159,11 @@ def run_tests(out: Path, extra_args: Sequence[str] = (), timeout: float = TEST_T
 # --------------------------------------------------------------------------------------------------------- figures
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _median_us(call: Callable[[], Any], device: torch.device, repeats: int) -> float:
     call()  # warm-up: lazy initialisation, allocator
     times = []
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        call()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(seconds_of(call, device))
     return statistics.median(times) * 1e6
 
 
@@ -229,8 +221,9 @@ def guidance_figures(device: torch.device, quick: bool) -> dict[str, Any]:
 
 
 def attention_figures(device: torch.device, quick: bool) -> dict[str, Any]:
-    """Per-call UNet time: full, and with momentum attention computed / skipped (``attention.unet_attention.speed``), fp32."""
-    from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET, speed
+    """Per-call UNet time: full, and with momentum attention computed / skipped (``attention.unet_attention_speed.speed``), fp32."""
+    from benchmarks.attention.unet_attention_speed import speed
+    from benchmarks.common.sd15_unet import QUICK_UNET, SD15_UNET
 
     result = speed(QUICK_UNET if quick else SD15_UNET, 2 if quick else 5, device)
     return {
@@ -307,12 +300,12 @@ def decoding_figures(device: torch.device, quick: bool) -> dict[str, Any]:
         for round_index in range(1 if quick else 3):  # interleaved rounds, rotating order
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
-                _sync(device)
+                synchronize(device)
                 start = time.perf_counter()
                 model.generate(
                     prompt, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **methods[name]
                 )
-                _sync(device)
+                synchronize(device)
                 times[name].append(time.perf_counter() - start)
     generate_rows = [
         {

@@ -19,9 +19,9 @@ Hyperparameters, chosen on the tuning seeds (``--tune``, seed 1) before the repo
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
-from benchmarks.attention.unet_attention import QUICK_UNET, SD15_UNET
+from benchmarks.common.sd15_unet import QUICK_UNET, SD15_UNET
+from benchmarks.common.timing import seconds_of
 from benchmarks.samplers.accuracy import base_config
 from inertia.guidance import APG, CFG, HiGS, apply_guidance
 
@@ -248,11 +249,6 @@ class _Host:
         self.unet, self.scheduler, self.guidance_scale = unet, scheduler, guidance_scale
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_hooks(latent: Sequence[int], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds of one denoiser call through the guidance hook per method (and bare: "no hook"), on a stub
     denoiser with a ``[uncond; cond]`` batch of ``latent``-shaped halves; interleaved, rotating order, steady state
@@ -277,12 +273,9 @@ def time_hooks(latent: Sequence[int], repeats: int, device: torch.device) -> dic
             t = scheduler.timesteps[step % len(scheduler.timesteps)]
             shift = step % len(names)
             for name in names[shift:] + names[:shift]:
-                _sync(device)
-                start = time.perf_counter()
-                stubs[name](sample_in, t)
-                _sync(device)
+                elapsed = seconds_of(functools.partial(stubs[name], sample_in, t), device)
                 if step % len(scheduler.timesteps) >= 2:
-                    samples[name].append(time.perf_counter() - start)
+                    samples[name].append(elapsed)
             step += 1
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -312,11 +305,7 @@ def time_denoiser(unet: UNet2DConditionModel, latent: Sequence[int], repeats: in
     times = []
     with torch.inference_mode():
         for _ in range(repeats + (repeats > 1)):
-            _sync(device)
-            start = time.perf_counter()
-            unet(x, 500, encoder_hidden_states=text)
-            _sync(device)
-            times.append(time.perf_counter() - start)
+            times.append(seconds_of(lambda: unet(x, 500, encoder_hidden_states=text), device))
     return statistics.median(times[-repeats:])
 
 
@@ -330,7 +319,7 @@ def measure_overhead(
     (``unet_repeats``: default 1 on CPU, 3 on CUDA or with ``quick``). ``quick`` uses a tiny UNet and 4x8x8 /
     4x16x16 latents.
     """
-    unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config (attention.unet_attention)
+    unet = build_unet(QUICK_UNET if quick else SD15_UNET, device)  # SD1.5's config
     shapes = ((4, 8, 8), (4, 16, 16)) if quick else ((4, 64, 64), (4, 128, 128))
     labels = ("tiny 2x4x8x8", "tiny 2x4x16x16") if quick else ("SD1.5 2x4x64x64", "SDXL 2x4x128x128")
     unet_repeats = unet_repeats or (3 if quick or device.type == "cuda" else 1)

@@ -8,18 +8,19 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DConditionModel
 
-from benchmarks.attention import unet_attention
+from benchmarks.attention import unet_attention, unet_attention_grid, unet_attention_speed
+from benchmarks.common.sd15_unet import SD15_UNET
 from inertia.attention import MomentumAttention
 
 
 def test_quick_run_writes_report_json_and_figures(tmp_path: Path) -> None:
     assert unet_attention.main(["--quick", "--e2e", "--out", str(tmp_path), "--no-figure-copy"]) == 0
     data = json.loads((tmp_path / "attention.json").read_text())
-    assert set(data["quality"]) == set(unet_attention.quality_variants())
+    assert set(data["quality"]) == set(unet_attention_grid.quality_variants())
     assert data["quality"]["full"]["rmse"] == 0.0
     for name, row in data["quality"].items():
         assert row["fd_digits"] >= 0 and 0 <= row["class_accuracy"] <= 1, name
-    for k in unet_attention.SCHEDULES:
+    for k in unet_attention_grid.SCHEDULES:
         row = data["composed"][f"k={k}"]
         assert row["extrapolate"] == row["full_s"] / row["extrapolate_s"]
         assert row["pooled"] == row["full_s"] / row["pooled_s"]
@@ -50,21 +51,21 @@ def test_speed_from_an_earlier_run_and_other_schedules(tmp_path: Path) -> None:
 
 
 def test_compose_sums_computed_and_skipped_calls() -> None:
-    result = unet_attention.SpeedResult(
+    result = unet_attention_speed.SpeedResult(
         full=10.0, computed={"extrapolate": 10.5}, skipped={"extrapolate": 6.0}, samples={}, rule_ms={}
     )
     config = MomentumAttention(mode="extrapolate", skip_every=2, window=(4, None))  # skips 5, 7, ..., 19
-    assert unet_attention.compose(result, "extrapolate", config, steps=20) == 12 * 10.5 + 8 * 6.0
+    assert unet_attention_speed.compose(result, "extrapolate", config, steps=20) == 12 * 10.5 + 8 * 6.0
 
 
 def test_pooled_takes_the_median_over_both_rules() -> None:
     samples = {"a/computed": [1.0, 9.0], "b/computed": [3.0], "a/skipped": [2.0], "b/skipped": [4.0, 6.0]}
-    result = unet_attention.SpeedResult(full=5.0, computed={}, skipped={}, samples=samples, rule_ms={})
-    both = unet_attention.pooled(result)
+    result = unet_attention_speed.SpeedResult(full=5.0, computed={}, skipped={}, samples=samples, rule_ms={})
+    both = unet_attention_speed.pooled(result)
     assert (both.full, both.computed["pooled"], both.skipped["pooled"]) == (5.0, 3.0, 4.0)
 
 
 def test_timed_unet_has_stable_diffusion_1_5_size() -> None:
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**unet_attention.SD15_UNET)
+        unet = UNet2DConditionModel(**SD15_UNET)
     assert sum(p.numel() for p in unet.parameters()) == 859_520_964  # runwayml/stable-diffusion-v1-5 unet

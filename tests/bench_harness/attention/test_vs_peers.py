@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.attention import vs_peers as bench
 from benchmarks.attention.vs_peers_report import at_speedup, measured, speedup_at_error, winners
+from benchmarks.common.sd15_unet import QUICK_UNET
 from inertia.attention import MomentumAttention
 
 COSTS = {"full": 10.0, "attention": 6.0, "probe": 1.0, "none": 0.0}
@@ -45,7 +46,7 @@ def test_curves_are_read_at_equal_speedup_and_at_equal_error() -> None:
 
 
 def test_per_call_costs_of_the_tiny_models() -> None:
-    unet = bench.unet_costs(bench.QUICK_UNET, rounds=1, device=bench.torch.device("cpu"))
+    unet = bench.unet_costs(QUICK_UNET, rounds=1, device=bench.torch.device("cpu"))
     assert len(unet["samples"]["full"]) == 3 and unet["none"] == 0.0
     assert 0 < unet["probe"] < unet["full"]
     flux = bench.flux_costs(bench.QUICK_FLUX, rounds=1, device=bench.torch.device("cpu"), image_tokens=16)
