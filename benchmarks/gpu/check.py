@@ -14,7 +14,7 @@ The check runs ``pytest -m gpu tests/gpu`` (JUnit XML and the text log go to ``-
 scheduler ``step`` (ours vs diffusers' DPM-Solver++ 2M, SD/SDXL-sized latents, fp16 and fp32) and a CUDA-graph replay
 of it, the guidance hook per denoiser call against an SD1.5 UNet forward, momentum attention's computed and skipped
 UNet calls, and momentum decoding per token (the processor alone, and ``generate`` on a random SmolLM2-sized Llama).
-The timing code is that of ``samplers.step_overhead``, ``guidance.apg_higs_grid`` and ``attention.unet_attention_speed``. About 3 minutes on an H200.
+The timing code is that of ``samplers.step_overhead``, ``guidance.hook_overhead`` and ``attention.unet_attention_speed``. About 3 minutes on an H200.
 It writes ``gpu_report.md`` and ``gpu_report.json``. Without CUDA it still runs: the tests skip, the report says so,
 and the exit status is 0. ``--device cpu`` times the figures on the CPU instead (to try the harness; ``--quick``
 shrinks every size). The exit status is 1 when a test fails or a figure raises.
@@ -214,8 +214,8 @@ def scheduler_figures(device: torch.device, quick: bool) -> dict[str, Any]:
 
 
 def guidance_figures(device: torch.device, quick: bool) -> dict[str, Any]:
-    """Guidance hook time per denoiser call vs one UNet forward (``guidance.apg_higs_grid.measure_overhead``), fp32."""
-    from benchmarks.guidance.apg_higs_grid import measure_overhead
+    """Guidance hook time per denoiser call vs one UNet forward (``guidance.hook_overhead.measure_overhead``), fp32."""
+    from benchmarks.guidance.hook_overhead import measure_overhead
 
     return {"rows": measure_overhead(quick, device, repeats=20 if quick else 200)}
 

@@ -61,11 +61,9 @@ from benchmarks.guidance.apg_higs_grid import (
     guidance_methods,
     identity_alias,
     initial_noise,
-    measure_overhead,
-    render_grid,
-    report,
-    tuning_table,
 )
+from benchmarks.guidance.apg_higs_report import render_grid, report, tuning_table
+from benchmarks.guidance.hook_overhead import measure_overhead
 from inertia.guidance import APG, HiGS, apply_guidance, remove_guidance
 from inertia.metrics import (
     class_accuracy,
