@@ -7,15 +7,14 @@ image does not satisfy (docs/gpu.md).
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gpu.check import _version
-
-__all__ = ["GPU_MACHINE_PACKAGES", "download_wheels", "wheels_main"]
+__all__ = ["GPU_MACHINE_PACKAGES", "download_wheels", "installed_version", "wheels_main"]
 
 GPU_MACHINE_PACKAGES: dict[str, str | None] = {
     # preinstalled
@@ -69,6 +68,14 @@ TARGET_MARKERS = {
     "extra": "",
 }
 WHEEL_BUDGET_MIB = 40.0
+
+
+def installed_version(name: str) -> str:
+    """The installed version of distribution ``name`` here, or ``"missing"``."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
 
 
 def canonical(name: str) -> str:
@@ -132,11 +139,11 @@ def download_wheels(
     downloader = downloader or pip_download
     machine = GPU_MACHINE_PACKAGES if machine is None else machine
     folder.mkdir(parents=True, exist_ok=True)
-    missing = [name for name in roots if _version(name) == "missing"]
+    missing = [name for name in roots if installed_version(name) == "missing"]
     if missing:
         raise ValueError(f"{', '.join(missing)} not installed here: the wheels must be the versions tested here")
     queue: list[tuple[Requirement, str]] = [
-        (Requirement(f"{name}=={_version(name)}"), "tested here") for name in roots
+        (Requirement(f"{name}=={installed_version(name)}"), "tested here") for name in roots
     ]
     fetched: dict[str, Path] = {}
     out: list[tuple[Path, str]] = []
@@ -145,7 +152,7 @@ def download_wheels(
         name = canonical(requirement.name)
         if name in fetched:
             continue
-        local = _version(name)
+        local = installed_version(name)
         pinned = local != "missing" and requirement.specifier.contains(local, prereleases=True)
         spec = f"{requirement.name}=={local}" if pinned else f"{requirement.name}{requirement.specifier}"
         print(f"fetching {spec} ({why})", flush=True)

@@ -1,10 +1,9 @@
-"""`python -m benchmarks.gpu.check` on a machine without CUDA: the report, the exit status and the wheel plan."""
+"""`python -m benchmarks.gpu.check` on a machine without CUDA: the report and the exit status."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import torch
 
 from benchmarks.common.paths import REPO_ROOT
 from benchmarks.gpu import check as gpu_check
-from benchmarks.gpu import wheels as gpu_wheels
+from benchmarks.gpu import figures as gpu_figures
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
@@ -55,7 +54,7 @@ def test_quick_figures_on_the_cpu(tmp_path: Path) -> None:
     assert gpu_check.main(["--out", str(tmp_path), "--quick", "--device", "cpu", "--skip-tests"]) == 0
     result, text = _report(tmp_path)
     figures = result["figures"]
-    assert set(figures) == set(gpu_check.FIGURES) and not result["figure_errors"]
+    assert set(figures) == set(gpu_figures.FIGURES) and not result["figure_errors"]
     schedulers = figures["schedulers"]["rows"]
     assert {row["dtype"] for row in schedulers} == {"float16", "float32"} and len(schedulers) == 6
     assert all(row["median_us"] > 0 for row in schedulers)
@@ -79,12 +78,12 @@ def test_a_failing_test_or_figure_gives_exit_status_1(tmp_path: Path, monkeypatc
     def broken(device: torch.device, quick: bool) -> dict:
         raise RuntimeError("no such kernel")
 
-    monkeypatch.setattr(gpu_check, "FIGURES", {"broken": broken, "fine": lambda device, quick: {}})
+    monkeypatch.setattr(gpu_figures, "FIGURES", {"broken": broken, "fine": lambda device, quick: {}})
     assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu"]) == 1
     result, text = _report(tmp_path)
     assert result["figure_errors"] == {"broken": "RuntimeError: no such kernel"} and "fine" in result["figures"]
     assert "`tests/gpu/test_x.py::test_y`" in text and "**broken failed**" in text
-    monkeypatch.setattr(gpu_check, "FIGURES", {})
+    monkeypatch.setattr(gpu_figures, "FIGURES", {})
     assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu"]) == 1  # the failing test alone
     tests.update(failed=0, returncode=0, failures=[])
     assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu"]) == 0
@@ -111,48 +110,3 @@ def test_parse_junit_counts_every_outcome(tmp_path: Path) -> None:
         "xfailed": 1,
         "failures": ["m::bad", "m::broken"],
     }
-
-
-def _fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
-    path = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    metadata += "".join(f"Requires-Dist: {line}\n" for line in requires)
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", metadata)
-    return path
-
-
-def test_wheel_plan_fetches_what_the_gpu_machine_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from packaging.requirements import Requirement
-
-    requires = {
-        "diffusers": ["importlib_metadata", "huggingface-hub<3.0,>=1.32.0", "requests", "Pillow", "numpy"],
-        "transformers": [
-            "huggingface-hub<3.0,>=1.31.0",
-            "tokenizers<0.24.0,>=0.23.1",
-            "tomli; python_version < '3.11'",
-            "pytest; extra == 'testing'",
-            "safetensors>=0.8.0",
-        ],
-        "requests": ["idna<4,>=2.5", "certifi>=2023.5.7"],
-    }
-    calls: list[str] = []
-
-    def downloader(spec: str, folder: Path) -> Path:
-        calls.append(spec)
-        requirement = Requirement(spec)
-        version = str(requirement.specifier).removeprefix("==") if "==" in str(requirement.specifier) else "9.9"
-        return _fake_wheel(folder, requirement.name, version, requires.get(requirement.name, []))
-
-    wheels = gpu_wheels.download_wheels(tmp_path / "w", downloader=downloader)
-    local = gpu_check._version
-    assert calls[:2] == [f"diffusers=={local('diffusers')}", f"transformers=={local('transformers')}"]
-    names = [gpu_wheels.canonical(Requirement(spec).name) for spec in calls]
-    assert names == ["diffusers", "transformers", "requests", "idna", "certifi"]  # hub, tokenizers, ... are there
-    assert calls[2] == f"requests=={local('requests')}"  # pinned to the version tested here
-    assert [why for _, why in wheels][2] == "diffusers needs requests"
-
-    monkeypatch.setattr(gpu_wheels, "pip_download", downloader)
-    assert gpu_wheels.wheels_main(tmp_path / "v") == 0
-    monkeypatch.setattr(gpu_wheels, "WHEEL_BUDGET_MIB", 0.0)
-    assert gpu_wheels.wheels_main(tmp_path / "v") == 1  # over budget
