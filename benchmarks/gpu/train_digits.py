@@ -8,7 +8,7 @@ anneals to 0 at the end:
 1. a calibration phase (``--calibration-steps``, constant rate after the warm-up) measures seconds per step;
 2. the run resumes from it with ``max_steps`` set to what fits in the rest of ``--minutes`` (capped by
    ``--max-steps``) and a linear decay to 0 over the last ``--decay-fraction`` of the steps;
-3. the EMA pipeline is scored with :class:`benchmarks.product.embedded_model.Scorer` on the evaluation seeds: DPM-Solver++(2M),
+3. the EMA pipeline is scored with :class:`benchmarks.product.embedded_scoring.Scorer` on the evaluation seeds: DPM-Solver++(2M),
    20 steps, guidance 3, ``--images`` images (accuracy, FD-digits and its ratio to the real-halves FD), and the class
    accuracy at guidance 1 (how strong the conditional is without guidance).
 
@@ -105,7 +105,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Calibrate, train to the fitted step count, score; returns the report dict (also written to ``args.out``)."""
-    from benchmarks.product.embedded_model import Scorer, Setting
+    from benchmarks.product.embedded_scoring import Scorer, Setting
     from inertia.metrics import real_fd_baseline
     from inertia.pipelines import load_image_pipeline
     from inertia.training.train import TrainConfig, train

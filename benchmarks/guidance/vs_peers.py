@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from benchmarks.peers.guidance import PEERS
-from benchmarks.product.embedded_model import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
+from benchmarks.product.embedded_scoring import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
 from inertia.guidance import apply_guidance
 from inertia.metrics import real_colour_stats, real_fd_baseline
 from inertia.pipelines.limits import check_image_model_name
@@ -99,7 +99,7 @@ class Cell:
 
 
 class PeerScorer(Scorer):
-    """``benchmarks.product.embedded_model.Scorer`` (its metrics, seeds and cache) with our presets or a peer installed."""
+    """``benchmarks.product.embedded_scoring.Scorer`` (its metrics, seeds and cache) with our presets or a peer installed."""
 
     def images(self, setting: Cell, per_digit: int) -> torch.Tensor:  # type: ignore[override]
         row = setting.row

@@ -19,7 +19,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
-from benchmarks.product.embedded_model import TUNING_SEED_BASE, Scorer, Setting, _pairs, limit_threads, load
+from benchmarks.product.embedded_scoring import TUNING_SEED_BASE, Scorer, Setting, limit_threads, load, param_pairs
 
 CANDIDATES: tuple[dict[str, float], ...] = (
     {"eta": 1.0, "momentum": 0.0, "norm_threshold": 0.4},  # clipping alone
@@ -45,10 +45,10 @@ def search(pipeline: str, samples_per_digit: int = 20) -> list[dict[str, object]
     ]  # fmt: skip
     for params in CANDIDATES:
         w3 = scorer.score(
-            Setting(guidance="apg", scale=3.0, steps=20, guidance_params=_pairs(params)), samples_per_digit
+            Setting(guidance="apg", scale=3.0, steps=20, guidance_params=param_pairs(params)), samples_per_digit
         )
         w15 = scorer.score(
-            Setting(guidance="apg", scale=15.0, steps=10, guidance_params=_pairs(params)), samples_per_digit
+            Setting(guidance="apg", scale=15.0, steps=10, guidance_params=param_pairs(params)), samples_per_digit
         )
         rows.append({"setting": params, "w3": w3["class_accuracy"], "w15": w15["class_accuracy"],
                      "clipped15": w15["clipped_fraction"]})  # fmt: skip
