@@ -30,6 +30,7 @@ Usage::
     python -m benchmarks.decoding.vs_peers --tune      # momentum settings on the held-out tuning articles
 
 Writes ``peers_decoding.json``, ``.md`` and ``_samples.jsonl`` (``peers_decoding_quick.*``, ``peers_decoding_tune.*``).
+The rows and sizes are :mod:`benchmarks.decoding.vs_peers_grid`, the tables :mod:`benchmarks.decoding.vs_peers_report`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,76 +49,25 @@ import torch
 
 from benchmarks.common.prompt_sets import load_prompts
 from benchmarks.decoding.human_reference import lee_items, mauve_score, mauve_table, split_lee
-from benchmarks.decoding.momentum_decoding import environment, short_text
-
-GREEDY, MOMENTUM, NUCLEUS, DRY = "greedy", "momentum (0.2, 5)", "nucleus p=0.95", "DRY (0.8, 1.75, 2)"
-MOMENTUM_STRONG = "momentum (0.4, 5)"
-TUNED_MOMENTUM: dict[str, Any] | None = None
-"""The momentum setting ``--tune`` picked (``md_*`` keyword arguments), or ``None`` before a tuning run."""
-METHODS: dict[str, dict[str, Any]] = {
-    GREEDY: {"do_sample": False},
-    "rep. penalty 1.2": {"do_sample": False, "repetition_penalty": 1.2},
-    "no-repeat-3-gram": {"do_sample": False, "no_repeat_ngram_size": 3},
-    DRY: {"do_sample": False, "dry": {"multiplier": 0.8, "base": 1.75, "allowed_length": 2}},
-    "contrastive (0.6, 5)": {"custom_generate": "contrastive_search", "penalty_alpha": 0.6, "top_k": 5},
-    MOMENTUM: {"custom_generate": "momentum_decode", "md_alpha": 0.2, "md_top_k": 5},
-    # the setting the --tune table pointed to (more diverse and, on the tuning articles, more coherent than α 0.2)
-    MOMENTUM_STRONG: {"custom_generate": "momentum_decode", "md_alpha": 0.4, "md_top_k": 5},
-    NUCLEUS: {"do_sample": True, "top_p": 0.95, "top_k": 0},
-}
-"""Row name -> ``generate`` keyword arguments (``dry`` builds the DRY processor; ``custom_generate`` names an
-:mod:`inertia.decoders` function)."""
-TUNE_GRID: tuple[dict[str, Any], ...] = tuple(
-    {"md_alpha": alpha, "md_top_k": k, "md_resistance": table}
-    for table in ("default", "linear")
-    for alpha in (0.2, 0.4, 0.8)
-    for k in (5, 10)
-    if table == "default" or (alpha, k) == (0.4, 5)
+from benchmarks.decoding.momentum_decoding import environment
+from benchmarks.decoding.vs_peers_grid import (
+    GREEDY,
+    HUMAN,
+    METHODS,
+    NUCLEUS,
+    TUNE_GRID,
+    PeersConfig,
+    methods,
+    momentum_row_name,
+    quick_config,
 )
-"""The momentum settings ``--tune`` tries."""
-HUMAN = "human (Lee continuation)"
-
-
-def momentum_row_name(setting: dict[str, Any]) -> str:
-    table = setting.get("md_resistance", "default")
-    return f"momentum ({setting['md_alpha']}, {setting['md_top_k']}{'' if table == 'default' else ', ' + table})"
-
-
-def methods() -> dict[str, dict[str, Any]]:
-    """The rows, with the tuned momentum setting (if any) after the default one."""
-    rows = dict(METHODS)
-    if TUNED_MOMENTUM is not None:
-        items = list(rows.items())
-        at = [name for name, _ in items].index(MOMENTUM) + 1
-        tuned = (
-            momentum_row_name(TUNED_MOMENTUM) + " tuned",
-            {"custom_generate": "momentum_decode", **TUNED_MOMENTUM},
-        )
-        rows = dict([*items[:at], tuned, *items[at:]])
-    return rows
-
-
-@dataclass
-class PeersConfig:
-    """What to run; the defaults are the full benchmark (about 40 min on one quiet core)."""
-
-    lee_prompts: int | None = 96  # reported news prompts (None: all usable)
-    prompts: int | None = None  # our prompts (None: all 104)
-    prompt_tokens: int = 48
-    min_prompt_tokens: int = 16
-    max_new_tokens: int = 64
-    batch_size: int = 32
-    seeds: int = 5  # k-means seeds of MAUVE
-    bootstrap: int = 50  # paired bootstrap resamples of MAUVE
-    seed: int = 0
-    methods: tuple[str, ...] = field(default_factory=lambda: tuple(methods()))
-    quick: bool = False
-
-
-def quick_config() -> PeersConfig:
-    """A smoke run (under a minute of generation): 6 + 6 prompts, 12 tokens, every row, small MAUVE spreads."""
-    return PeersConfig(lee_prompts=6, prompts=6, max_new_tokens=12, batch_size=6, seeds=2, bootstrap=5, quick=True)
-
+from benchmarks.decoding.vs_peers_report import (
+    evaluate_targets,
+    render_markdown,
+    render_tuning,
+    winners,
+    write_outputs,
+)
 
 _DRY_BREAKERS: dict[int, list[int]] = {}
 
@@ -197,53 +147,6 @@ def text_metrics(scorer: Any, prompts: list[str], texts: list[str]) -> dict[str,
     stats["coherence"] = round(scorer.mean(prompts, texts), 4)
     stats["loops"] = round(loop_rate(texts, 8), 4)
     return stats
-
-
-def _target(row: str, target: str, value: float, threshold: float, against: str, met: bool) -> dict[str, Any]:
-    return {"row": row, "target": target, "value": value, "threshold": threshold, "against": against, "met": met}
-
-
-def evaluate_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's target for every momentum row: MAUVE above every deterministic peer; diversity >= each's and
-    coherence >= 0.95x greedy's on both prompt sets."""
-    targets = []
-    news, ours = summary["sets"]["news"], summary["sets"]["ours"]
-    for row in [name for name in news["quality"] if name.startswith("momentum")]:
-        peers = [n for n in news["quality"] if n not in (NUCLEUS, HUMAN) and not n.startswith("momentum")]
-        if "mauve" in news:
-            scores = {n: news["mauve"]["rows"][n]["mauve"] for n in [*peers, row]}
-            best = max(peers, key=scores.__getitem__)
-            goal = "MAUVE > every deterministic peer's (news)"
-            targets.append(_target(row, goal, scores[row], scores[best], best, scores[row] > scores[best]))
-        for label, block in (("news", news), ("our prompts", ours)):
-            q = block["quality"]
-            best = max(peers, key=lambda n, q=q: q[n]["diversity"])
-            value, threshold = q[row]["diversity"], q[best]["diversity"]
-            goal = f"diversity >= every deterministic peer's ({label})"
-            targets.append(_target(row, goal, value, threshold, best, value >= threshold))
-            value, threshold = q[row]["coherence"], round(0.95 * q[GREEDY]["coherence"], 4)
-            goal = f"coherence >= 0.95x greedy's ({label})"
-            targets.append(_target(row, goal, value, threshold, GREEDY, value >= threshold))
-    return targets
-
-
-def winners(summary: dict[str, Any]) -> list[str]:
-    """Per prompt set and metric, the best deterministic row and the best row overall (nucleus included)."""
-    lines = []
-    for label, block in summary["sets"].items():
-        q = {n: s for n, s in block["quality"].items() if n != HUMAN}
-        det = [n for n in q if n != NUCLEUS]
-        values = {
-            "lowest rep-4": {n: -q[n]["rep-4"] for n in q},
-            "highest diversity": {n: q[n]["diversity"] for n in q},
-            "highest coherence": {n: q[n]["coherence"] for n in q},
-        }
-        if "mauve" in block:
-            values = {"highest MAUVE": {n: block["mauve"]["rows"][n]["mauve"] for n in q}} | values
-        for metric, by_row in values.items():
-            best_det, best_all = max(det, key=by_row.__getitem__), max(q, key=by_row.__getitem__)
-            lines.append(f"{label}, {metric}: {best_det} (deterministic), {best_all} (all rows)")
-    return lines
 
 
 def run_benchmark(
@@ -339,91 +242,6 @@ def run_tuning(
     eligible = [s for s in TUNE_GRID if quality[momentum_row_name(s)]["coherence"] >= floor]
     pick = max(eligible, key=lambda s: quality[momentum_row_name(s)]["diversity"], default=None)
     return {"config": asdict(cfg), "prompts": len(tuning), "quality": quality, "pick": pick}
-
-
-def render_markdown(summary: dict[str, Any]) -> str:
-    """The report: one table per prompt set (rows = methods), MAUVE spreads, targets, winners, two examples."""
-    cfg, env = summary["config"], summary.get("environment", {})
-    lines = [
-        f"# Decoding against the peers{' (quick)' if cfg['quick'] else ''}",
-        "",
-        f"{env.get('date', '')}, {env.get('cpu', '')} ({env.get('cpu_count', '?')} cores), torch threads "
-        f"{env.get('torch_threads', '?')}, torch {env.get('torch', '')}, transformers {env.get('transformers', '')}. "
-        f"{cfg['max_new_tokens']} new tokens, batch {cfg['batch_size']}. Generation {summary['generation_s']} s, "
-        f"MAUVE {summary['mauve_s']} s, wall {summary['wall_time_s']} s.",
-    ]
-    news = summary["sets"]["news"]
-    settings = news["mauve"]["settings"]
-    for label, block in summary["sets"].items():
-        has_mauve = "mauve" in block
-        title = "news (Lee articles, human continuations)" if label == "news" else "our 104-prompt set"
-        lines += ["", f"## {title}: {block['prompts']} prompts", ""]
-        head = "| method | rep-2 | rep-3 | rep-4 | diversity | coherence | repeated 8-gram |"
-        head += " MAUVE (seed min-max) | MAUVE bootstrap 5-95% |" if has_mauve else ""
-        lines += [head + " tokens/s |", "|---" * (head.count("|") - 1 + 1) + "|"]
-        for name, q in block["quality"].items():
-            cells = [name, f"{q['rep-2']:.2f}", f"{q['rep-3']:.2f}", f"{q['rep-4']:.2f}", f"{q['diversity']:.4f}"]
-            cells += [f"{q['coherence']:.4f}", f"{100 * q['loops']:.0f}%"]
-            if has_mauve:
-                m = block["mauve"]["rows"].get(name)
-                cells += (
-                    [
-                        f"{m['mauve']:.3f} ({m['seed_min']:.3f}-{m['seed_max']:.3f})",
-                        f"{m['bootstrap_5']}-{m['bootstrap_95']}",
-                    ]
-                    if m
-                    else ["–", "–"]
-                )
-            cells.append(f"{block['tokens_per_s'][name]:.1f}" if name in block["tokens_per_s"] else "–")
-            lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"MAUVE: all-MiniLM-L6-v2 features of the continuations, num_buckets {settings['num_buckets']}, scaling "
-        f"{settings['mauve_scaling_factor']}, k-means restarts {settings['kmeans_num_redo']}, median of "
-        f"{settings['seeds']} k-means seeds; bootstrap: {settings['bootstrap']} paired resamples of the prompts.",
-        "",
-        "## Bootstrap: share of resamples where a momentum row has the higher MAUVE",
-        "",
-    ]
-    for name, wins in news["mauve"]["wins"].items():
-        lines.append(f"- {name}: " + ", ".join(f"vs {other} {share:.2f}" for other, share in wins.items()))
-    lines += ["", "## Targets", "", "| row | target | value | threshold (row) | met |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {t['row']} | {t['target']} | {t['value']} | {t['threshold']} ({t['against']}) | "
-        f"{'yes' if t['met'] else '**no**'} |"
-        for t in summary["targets"]
-    ]
-    lines += ["", "## Winners", ""] + [f"- {line}" for line in summary["winners"]]
-    shown = [GREEDY, DRY, MOMENTUM, HUMAN]
-    samples = [s for s in summary["samples"] if s["set"] == "news"][:2]
-    if samples and all(name in samples[0] for name in shown):
-        lines += ["", "## Examples (first two news prompts, first 45 words)", ""]
-        lines += ["| prompt | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
-        for s in samples:
-            lines.append(
-                "| " + " | ".join([short_text(s["prompt"], 45)] + [short_text(s[name], 45) for name in shown]) + " |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def render_tuning(result: dict[str, Any]) -> str:
-    lines = [f"# Momentum decoding settings on {result['prompts']} tuning articles", ""]
-    lines += ["| setting | rep-4 | diversity | coherence | MAUVE |", "|---|---|---|---|---|"]
-    for name, q in result["quality"].items():
-        lines.append(f"| {name} | {q['rep-4']:.2f} | {q['diversity']:.4f} | {q['coherence']:.4f} | {q['mauve']:.3f} |")
-    lines += ["", f"pick (highest diversity at coherence >= 0.95x greedy's): {result['pick']}"]
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
-    """``peers_decoding[_quick].json/.md`` and ``..._samples.jsonl``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "peers_decoding_quick" if summary["config"]["quick"] else "peers_decoding"
-    paths = [out / f"{stem}.json", out / f"{stem}.md", out / f"{stem}_samples.jsonl"]
-    paths[0].write_text(json.dumps({k: v for k, v in summary.items() if k != "samples"}, indent=2) + "\n")
-    paths[1].write_text(render_markdown(summary))
-    paths[2].write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in summary["samples"]))
-    return paths
 
 
 def main(

@@ -14,6 +14,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from benchmarks.decoding import vs_peers as bench
+from benchmarks.decoding import vs_peers_grid as peers_grid
+from benchmarks.decoding import vs_peers_report as peers_report
 from benchmarks.decoding.human_reference import lee_items, mauve_table, split_lee
 from tests.decoders.tiny_lm import tiny_llama
 
@@ -112,17 +114,17 @@ def _summary(momentum: dict) -> dict:
         "greedy": (0.2, 0.5, 0.3),
         "DRY": (0.9, 0.48, 0.6),
         "momentum (0.2, 5)": momentum,
-        bench.NUCLEUS: (1, 0, 1),
+        peers_grid.NUCLEUS: (1, 0, 1),
     }
     news = block(rows) | {"mauve": {"rows": {n: {"mauve": m} for n, (_, _, m) in rows.items()}}}
     return {"sets": {"news": news, "ours": block(rows)}}
 
 
 def test_targets_pass_and_fail_at_their_thresholds() -> None:
-    good = bench.evaluate_targets(_summary((0.9, 0.475, 0.61)))
+    good = peers_report.evaluate_targets(_summary((0.9, 0.475, 0.61)))
     assert len(good) == 5 and all(t["met"] for t in good)
     assert good[0]["against"] == "DRY" and good[0]["threshold"] == 0.6  # the best deterministic peer, not nucleus
-    bad = bench.evaluate_targets(_summary((0.89, 0.474, 0.6)))
+    bad = peers_report.evaluate_targets(_summary((0.89, 0.474, 0.6)))
     assert not any(t["met"] for t in bad)
 
 
@@ -136,19 +138,19 @@ def test_quick_run_on_the_tiny_lm_writes_every_output(tiny, tmp_path) -> None:
     )
     assert code == 0
     summary = json.loads((tmp_path / "peers_decoding_quick.json").read_text())
-    rows = list(bench.methods())
+    rows = list(peers_grid.methods())
     news, ours = summary["sets"]["news"], summary["sets"]["ours"]
-    assert list(news["quality"]) == [*rows, bench.HUMAN] and list(ours["quality"]) == rows
+    assert list(news["quality"]) == [*rows, peers_grid.HUMAN] and list(ours["quality"]) == rows
     assert news["prompts"] == 6 and ours["prompts"] == 6
     assert set(news["mauve"]["rows"]) == set(rows)
     for row in news["mauve"]["rows"].values():
         assert 0.0 < row["seed_min"] <= row["mauve"] <= row["seed_max"] <= 1.0
-    assert set(news["mauve"]["wins"][bench.MOMENTUM]) == set(rows) - {bench.MOMENTUM, bench.NUCLEUS}
+    assert set(news["mauve"]["wins"][peers_grid.MOMENTUM]) == set(rows) - {peers_grid.MOMENTUM, peers_grid.NUCLEUS}
     assert all(v > 0 for v in news["tokens_per_s"].values())
-    assert [t["row"] for t in summary["targets"]] == [bench.MOMENTUM] * 5 + [bench.MOMENTUM_STRONG] * 5
+    assert [t["row"] for t in summary["targets"]] == [peers_grid.MOMENTUM] * 5 + [peers_grid.MOMENTUM_STRONG] * 5
     assert len(summary["winners"]) == 7
     samples = [json.loads(line) for line in (tmp_path / "peers_decoding_quick_samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 12 and set(rows) <= set(samples[0]) and bench.HUMAN in samples[0]
+    assert len(samples) == 12 and set(rows) <= set(samples[0]) and peers_grid.HUMAN in samples[0]
     report = (tmp_path / "peers_decoding_quick.md").read_text()
     assert "| DRY (0.8, 1.75, 2) |" in report and "## Targets" in report and "## Winners" in report
 
@@ -163,15 +165,15 @@ def test_tune_mode_picks_within_the_coherence_floor(tiny, tmp_path) -> None:
     )
     assert code == 0
     result = json.loads((tmp_path / "peers_decoding_tune.json").read_text())
-    assert result["prompts"] == 6 and len(result["quality"]) == 1 + len(bench.TUNE_GRID)
+    assert result["prompts"] == 6 and len(result["quality"]) == 1 + len(peers_grid.TUNE_GRID)
     floor = 0.95 * result["quality"]["greedy"]["coherence"]
     eligible = {
-        bench.momentum_row_name(s): result["quality"][bench.momentum_row_name(s)]
-        for s in bench.TUNE_GRID
-        if result["quality"][bench.momentum_row_name(s)]["coherence"] >= floor
+        peers_grid.momentum_row_name(s): result["quality"][peers_grid.momentum_row_name(s)]
+        for s in peers_grid.TUNE_GRID
+        if result["quality"][peers_grid.momentum_row_name(s)]["coherence"] >= floor
     }
     if result["pick"] is None:
         assert not eligible
     else:
         best = max(q["diversity"] for q in eligible.values())
-        assert math.isclose(result["quality"][bench.momentum_row_name(result["pick"])]["diversity"], best)
+        assert math.isclose(result["quality"][peers_grid.momentum_row_name(result["pick"])]["diversity"], best)
