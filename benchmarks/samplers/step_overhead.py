@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from benchmarks.samplers.accuracy import base_config
+from benchmarks.samplers.accuracy_grid import base_config
 
 __all__ = ["SHAPES", "SteadyStepper", "main", "measure", "scheduler_factories", "try_cuda_graph"]
 

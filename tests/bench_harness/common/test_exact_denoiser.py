@@ -7,7 +7,6 @@ levels recomputed from diffusers' own SD1.5 schedule.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -288,25 +287,3 @@ def test_rmse_and_nonfinite_fraction() -> None:
     assert rmse(x, reference) == math.inf
     assert nonfinite_fraction(x) == 0.5
     assert rmse(torch.full((2, 2), math.inf), torch.zeros(2, 2)) == math.inf
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Benchmark smoke run
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-# diffusers' DEIS step calls np.interp on a tensor (a NumPy 2 deprecation inside diffusers, not ours).
-@pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
-def test_quick_benchmark_runs(tmp_path) -> None:
-    from benchmarks.samplers import accuracy
-
-    assert accuracy.main(["--quick", "--out", str(tmp_path), "--no-figure-copy"]) == 0
-    report = (tmp_path / "samplers_quick.md").read_text()
-    assert report.startswith("# Exact-denoiser sampler benchmark")
-    payload = json.loads((tmp_path / "samplers_quick.json").read_text())
-    records = payload["records"]
-    assert {r["guidance"] for r in records} == set(accuracy.QUICK_GRID.guidances)
-    assert {r["nfe"] for r in records} == set(accuracy.QUICK_GRID.nfes)
-    assert all(r["steps"] >= 1 for r in records)
-    assert (tmp_path / "samplers_quick.csv").exists()
