@@ -52,8 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import DPMSolverMultistepScheduler, FluxTransformer2DModel, UNet2DModel
+from diffusers import FluxTransformer2DModel, UNet2DModel
 
+from benchmarks.attention.unet_attention_quality import digits_pipeline, sample_digits
 from benchmarks.attention.vs_peers_report import report
 from benchmarks.common.sd15_unet import QUICK_UNET, SD15_UNET, build_unets
 from benchmarks.common.timing import seconds_of
@@ -158,34 +159,11 @@ def install(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _pipeline(device: torch.device) -> Any:
-    from inertia.pipelines.loading import load_digits_pipeline
-
-    pipe = load_digits_pipeline(device=device, dtype=torch.float32)
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _generate(pipe: Any, per_digit: int, steps: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        images = pipe(
-            list(range(10)),
-            num_images_per_prompt=per_digit,
-            num_inference_steps=steps,
-            guidance_scale=3.0,
-            generator=generator,
-            output_type="pt",
-        ).images
-    return images.float().cpu()
-
-
 def calibrate_magcache(pipe: Any, steps: int, per_digit: int = 1, seed: int = 1) -> list[float]:
     """MagCache's per-step magnitude ratios of the digits UNet, from one full run on a separate seed."""
     handle = apply_unet_cache(_network(pipe.unet), MagCache(), steps)  # mag_ratios=None: records, never skips
     try:
-        _generate(pipe, per_digit, steps, seed)
+        sample_digits(pipe, per_digit, steps, seed)
     finally:
         handle.remove()
     return list(handle.ratios)
@@ -204,7 +182,7 @@ def quality(
         work, remove = install(pipe, variant, steps)
         n = variant.config if isinstance(variant.config, int) else steps
         try:
-            images = _generate(pipe, per_digit, n, seed=seed)
+            images = sample_digits(pipe, per_digit, n, seed).float().cpu()
         finally:
             remove()
         reference = images if name == "full" else reference
@@ -223,7 +201,7 @@ def quality(
         }
         shown = {k: v for k, v in rows[name].items() if k not in ("work", "family", "setting")}
         print(f"  quality {name}: {json.dumps({k: round(v, 4) for k, v in shown.items()})}", flush=True)
-    spread = fd_digits(_generate(pipe, per_digit, steps, seed=seed + 1))
+    spread = fd_digits(sample_digits(pipe, per_digit, steps, seed + 1).float().cpu())
     return rows, spread
 
 
@@ -420,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({m: {k: c[k] for k in ("full", "attention", "probe", "none")} for m, c in costs.items()}))
         return 0
     print(f"== quality: digits model, {per_digit * 10} images, {steps} steps", flush=True)
-    pipe = _pipeline(device)
+    pipe = digits_pipeline(device)
     ratios = calibrate_magcache(pipe, steps, seed=args.seed + 1) if "magcache" in args.families else None
     chosen = variants(steps, ratios, quick=args.quick, beta=args.beta)
     chosen = {name: v for name, v in chosen.items() if v.family in ("full", *args.families)}

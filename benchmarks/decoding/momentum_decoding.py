@@ -28,10 +28,7 @@ Writes ``decoding.json``, ``decoding.md`` and ``decoding_samples.jsonl`` (``deco
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -42,7 +39,15 @@ from typing import Any
 
 import torch
 
+from benchmarks.common.outputs import write_summary
 from benchmarks.common.prompt_sets import load_prompts
+from benchmarks.common.text_generation import (
+    environment,
+    generate_exactly,
+    load_model,
+    resolve_custom_generate,
+    short_text,
+)
 
 METHODS: dict[str, dict[str, Any]] = {
     "greedy": {"do_sample": False},
@@ -79,34 +84,14 @@ def quick_config() -> BenchConfig:
 
 def generate_kwargs(name: str) -> dict[str, Any]:
     """``generate`` keyword arguments of a method, with the inertia functions resolved."""
-    from inertia.decoders import contrastive_search, momentum_decode
-
-    kwargs = dict(METHODS[name])
-    custom = kwargs.get("custom_generate")
-    if custom is not None:
-        kwargs["custom_generate"] = {"contrastive_search": contrastive_search, "momentum_decode": momentum_decode}[
-            custom
-        ]
-    return kwargs
+    return resolve_custom_generate(METHODS[name])
 
 
-@torch.no_grad()
 def generate(
     model: Any, tokenizer: Any, prompts: Sequence[str], name: str, max_new_tokens: int, seed: int
 ) -> tuple[list[str], float, int]:
     """Generates exactly ``max_new_tokens`` tokens per prompt; returns (continuations, seconds, new tokens)."""
-    from inertia.metrics.text import count_new_tokens
-
-    inputs = tokenizer(list(prompts), return_tensors="pt", padding=True).to(model.device)
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    out = model.generate(
-        **inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, **generate_kwargs(name)
-    )
-    seconds = time.perf_counter() - start
-    width = inputs["input_ids"].shape[1]
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-    return texts, seconds, count_new_tokens(out, width, tokenizer.eos_token_id)
+    return generate_exactly(model, tokenizer, prompts, generate_kwargs(name), max_new_tokens, seed)
 
 
 def _rotated(methods: Sequence[str], shift: int) -> list[str]:
@@ -262,38 +247,6 @@ def forward_costs(
     return results
 
 
-def environment(threads: int) -> dict[str, Any]:
-    import transformers
-
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor() or "unknown",
-    )
-    return {
-        "date": datetime.date.today().isoformat(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "cuda": torch.cuda.is_available(),
-    }
-
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text().splitlines()
-    except OSError:
-        return []
-
-
-def short_text(text: str, words: int = 60) -> str:
-    """The first ``words`` words of ``text`` on one line, safe in a Markdown table cell."""
-    parts = " ".join(text.split()).replace("|", "\\|").split(" ")
-    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
-
-
 def render_markdown(summary: dict[str, Any]) -> str:
     """The markdown report: quality table, speed tables, targets and three side-by-side examples."""
     cfg, env = summary["config"], summary.get("environment", {})
@@ -341,13 +294,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
     """Writes ``decoding[_quick].json/.md`` and ``decoding[_quick]_samples.jsonl``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
     stem = "decoding_quick" if summary["config"]["quick"] else "decoding"
-    paths = [out / f"{stem}.json", out / f"{stem}.md", out / f"{stem}_samples.jsonl"]
-    paths[0].write_text(json.dumps({k: v for k, v in summary.items() if k != "samples"}, indent=2) + "\n")
-    paths[1].write_text(render_markdown(summary))
-    paths[2].write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in summary["samples"]))
-    return paths
+    return write_summary(summary, out, stem, render_markdown(summary))
 
 
 def main(argv: Sequence[str] | None = None, loader: Callable[[], tuple[Any, Any]] | None = None) -> int:
@@ -377,12 +325,7 @@ def main(argv: Sequence[str] | None = None, loader: Callable[[], tuple[Any, Any]
         print(message, flush=True)
 
     start = time.perf_counter()
-    if loader is None:
-        from inertia.pipelines.text import load_text_model
-
-        model, tokenizer = load_text_model(args.model, device="cpu")
-    else:
-        model, tokenizer = loader()
+    model, tokenizer = load_model(loader, args.model)
     log(f"model loaded in {time.perf_counter() - start:.1f} s")
     if args.forward_costs:
         costs = {"environment": environment(args.threads), "forward_ms": forward_costs(model, tokenizer)}

@@ -48,8 +48,8 @@ from typing import Any
 import torch
 
 from benchmarks.common.prompt_sets import load_prompts
+from benchmarks.common.text_generation import environment, generate_exactly, load_model, resolve_custom_generate
 from benchmarks.decoding.human_reference import lee_items, mauve_score, mauve_table, split_lee
-from benchmarks.decoding.momentum_decoding import environment
 from benchmarks.decoding.vs_peers_grid import (
     GREEDY,
     HUMAN,
@@ -77,14 +77,8 @@ def generate_kwargs(spec: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     from transformers import LogitsProcessorList
 
     from benchmarks.peers.decoding import DRYLogitsProcessor, sequence_breaker_ids
-    from inertia.decoders import contrastive_search, momentum_decode
 
-    kwargs = dict(spec)
-    custom = kwargs.get("custom_generate")
-    if custom is not None:
-        kwargs["custom_generate"] = {"contrastive_search": contrastive_search, "momentum_decode": momentum_decode}[
-            custom
-        ]
+    kwargs = resolve_custom_generate(spec)
     dry = kwargs.pop("dry", None)
     if dry is not None:
         if id(tokenizer) not in _DRY_BREAKERS:
@@ -96,22 +90,11 @@ def generate_kwargs(spec: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     return kwargs
 
 
-@torch.no_grad()
 def generate(
     model: Any, tokenizer: Any, prompts: Sequence[str], spec: dict[str, Any], max_new_tokens: int, seed: int
 ) -> tuple[list[str], float, int]:
     """Exactly ``max_new_tokens`` new tokens per prompt; returns (continuations, seconds, new tokens)."""
-    from inertia.metrics.text import count_new_tokens
-
-    inputs = tokenizer(list(prompts), return_tensors="pt", padding=True).to(model.device)
-    kwargs = generate_kwargs(spec, tokenizer)
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    out = model.generate(**inputs, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, **kwargs)
-    seconds = time.perf_counter() - start
-    width = inputs["input_ids"].shape[1]
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-    return texts, seconds, count_new_tokens(out, width, tokenizer.eos_token_id)
+    return generate_exactly(model, tokenizer, prompts, generate_kwargs(spec, tokenizer), max_new_tokens, seed)
 
 
 def run_set(
@@ -291,12 +274,7 @@ def main(
         print(message, flush=True)
 
     start = time.perf_counter()
-    if loader is None:
-        from inertia.pipelines.text import load_text_model
-
-        model, tokenizer = load_text_model(args.model, device="cpu")
-    else:
-        model, tokenizer = loader()
+    model, tokenizer = load_model(loader, args.model)
     if articles is None:
         from inertia.training.text_corpora import lee_background
 

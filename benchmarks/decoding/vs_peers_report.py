@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.decoding.momentum_decoding import short_text
+from benchmarks.common.outputs import write_summary
+from benchmarks.common.text_generation import short_text
 from benchmarks.decoding.vs_peers_grid import DRY, GREEDY, HUMAN, MOMENTUM, NUCLEUS
 
 __all__ = ["evaluate_targets", "render_markdown", "render_tuning", "winners", "write_outputs"]
@@ -135,10 +135,5 @@ def render_tuning(result: dict[str, Any]) -> str:
 
 def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
     """``peers_decoding[_quick].json/.md`` and ``..._samples.jsonl``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
     stem = "peers_decoding_quick" if summary["config"]["quick"] else "peers_decoding"
-    paths = [out / f"{stem}.json", out / f"{stem}.md", out / f"{stem}_samples.jsonl"]
-    paths[0].write_text(json.dumps({k: v for k, v in summary.items() if k != "samples"}, indent=2) + "\n")
-    paths[1].write_text(render_markdown(summary))
-    paths[2].write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in summary["samples"]))
-    return paths
+    return write_summary(summary, out, stem, render_markdown(summary))

@@ -36,10 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmarks.peers.guidance import PEERS
-from benchmarks.product.embedded_scoring import CHUNK, EVAL_SEED_BASE, Scorer, limit_threads, load, machine, seeds
+from benchmarks.product.embedded_scoring import EVAL_SEED_BASE, Scorer, limit_threads, load, machine
 from inertia.guidance import apply_guidance
 from inertia.metrics import real_colour_stats, real_fd_baseline
 from inertia.pipelines.limits import check_image_model_name
@@ -101,19 +99,11 @@ class Cell:
 class PeerScorer(Scorer):
     """``benchmarks.product.embedded_scoring.Scorer`` (its metrics, seeds and cache) with our presets or a peer installed."""
 
-    def images(self, setting: Cell, per_digit: int) -> torch.Tensor:  # type: ignore[override]
+    def install(self, setting: Cell) -> None:  # type: ignore[override]
         row = setting.row
         configure(self.pipe, sampler="dpm++2m", guidance=row.guidance, guidance_scale=setting.scale)
         if row.peer is not None:
             apply_guidance(self.pipe, PEERS[row.peer])  # the peer's rule replaces the CFG line, through our hook
-        n, chunks = 10 * per_digit, []
-        for low in range(0, n, CHUNK):
-            index = range(low, min(n, low + CHUNK))
-            generators = [torch.Generator().manual_seed(seed) for seed in seeds(self.seed_base + low, len(index))]
-            out = self.pipe([i % 10 for i in index], num_inference_steps=setting.steps, guidance_scale=setting.scale,
-                            generator=generators, output_type="pt")  # fmt: skip
-            chunks.append(out.images.float().cpu())
-        return torch.cat(chunks)
 
 
 def pareto_front(cells: Sequence[dict[str, Any]], real_saturation: float | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.common.machine import cpu_model
 from inertia.metrics import class_accuracy, colour_stats, fd_digits
 from inertia.pipelines.image import load_image_pipeline
 from inertia.pipelines.presets import configure
@@ -119,17 +120,21 @@ class Scorer:
         self.cache: dict[tuple[Setting, int], dict[str, Any]] = {}
         self.start = time.perf_counter()
 
-    def images(self, setting: Setting, per_digit: int) -> torch.Tensor:
-        """``(10·per_digit, 3, H, W)`` images in [0, 1]; image ``i`` shows digit ``i % 10``, seed base + i."""
+    def install(self, setting: Setting) -> None:
+        """Configures the pipeline for ``setting`` (its presets, their parameters and the guidance scale)."""
         s = setting
         configure(
             self.pipe, s.sampler, s.guidance, s.attention, dict(s.guidance_params), dict(s.attention_params), s.scale
         )
+
+    def images(self, setting: Setting, per_digit: int) -> torch.Tensor:
+        """``(10·per_digit, 3, H, W)`` images in [0, 1]; image ``i`` shows digit ``i % 10``, seed base + i."""
+        self.install(setting)
         n, chunks = 10 * per_digit, []
         for low in range(0, n, CHUNK):
             index = range(low, min(n, low + CHUNK))
             generators = [torch.Generator().manual_seed(seed) for seed in seeds(self.seed_base + low, len(index))]
-            out = self.pipe([i % 10 for i in index], num_inference_steps=s.steps, guidance_scale=s.scale,
+            out = self.pipe([i % 10 for i in index], num_inference_steps=setting.steps, guidance_scale=setting.scale,
                             generator=generators, output_type="pt")  # fmt: skip
             chunks.append(out.images.float().cpu())
         return torch.cat(chunks)
@@ -177,12 +182,7 @@ def at_least(value: float, bound: float) -> bool:
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, torch threads, load average and torch version: what the timings depend on."""
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        names = [
-            x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in x
-        ]
-        cpu = names[0] if names else cpu
+    cpu = cpu_model(platform.processor() or platform.machine())
     load_avg = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average": load_avg,
             "torch": torch.__version__}  # fmt: skip
