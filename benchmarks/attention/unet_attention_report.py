@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from benchmarks.common.outputs import save_figure
+
 if TYPE_CHECKING:
     from benchmarks.attention.unet_attention_speed import SpeedResult
 
@@ -142,10 +144,7 @@ def figures(
     ax.set_ylabel("digits model: RMSE vs full computation")
     ax.set_title("Error at equal speed-up")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out / "attention_tradeoff.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "attention_tradeoff.png", dpi=120))
 
     rows = [
         name
@@ -164,8 +163,5 @@ def figures(
             axis.set_xticks([])
             axis.set_yticks([])
         axes[i][0].set_ylabel(name.replace(" (experimental)", ""), rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "attention_samples.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "attention_samples.png", dpi=100))
     return paths

@@ -6,7 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_summary"]
+__all__ = ["save_figure", "write_summary"]
+
+
+def save_figure(fig: Any, path: Path, **savefig: Any) -> Path:
+    """Lays out a matplotlib figure, saves it to ``path`` (its folder made; ``savefig`` passed on, e.g. ``dpi``) and
+    closes it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **savefig)
+    plt.close(fig)
+    return path
 
 
 def write_summary(summary: dict[str, Any], out: Path, stem: str, markdown: str) -> list[Path]:

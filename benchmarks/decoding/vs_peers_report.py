@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common.outputs import write_summary
-from benchmarks.common.text_generation import short_text
+from benchmarks.common.text_generation import environment_text, short_text
 from benchmarks.decoding.vs_peers_grid import DRY, GREEDY, HUMAN, MOMENTUM, NUCLEUS
 
 __all__ = ["evaluate_targets", "render_markdown", "render_tuning", "winners", "write_outputs"]
@@ -65,9 +65,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# Decoding against the peers{' (quick)' if cfg['quick'] else ''}",
         "",
-        f"{env.get('date', '')}, {env.get('cpu', '')} ({env.get('cpu_count', '?')} cores), torch threads "
-        f"{env.get('torch_threads', '?')}, torch {env.get('torch', '')}, transformers {env.get('transformers', '')}. "
-        f"{cfg['max_new_tokens']} new tokens, batch {cfg['batch_size']}. Generation {summary['generation_s']} s, "
+        environment_text(env)
+        + f"{cfg['max_new_tokens']} new tokens, batch {cfg['batch_size']}. Generation {summary['generation_s']} s, "
         f"MAUVE {summary['mauve_s']} s, wall {summary['wall_time_s']} s.",
     ]
     news = summary["sets"]["news"]

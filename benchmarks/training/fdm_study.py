@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common.outputs import save_figure
 from benchmarks.common.paths import FIGURE_DIR
 
 ARMS = ("vp", "fdm")
@@ -243,11 +244,7 @@ def figure(summary: dict[str, Any], path: Path = FIGURE) -> Path:
     accuracy_axis.set(xlabel="training step", ylabel="class accuracy", ylim=(0.0, 1.02))
     fig.suptitle(f"FDM vs VP, {len(summary['seeds'])} seeds per arm (band: range over seeds)")
     fd_axis.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_all(commands: list[list[str]], jobs: int) -> int:

@@ -30,6 +30,7 @@ from benchmarks.attention.lm_attention import (
     paired,
     paired_accuracy,
 )
+from benchmarks.common.outputs import save_figure
 from benchmarks.common.paths import FIGURE_DIR
 
 FIGURE = FIGURE_DIR / "lm_finetune.png"
@@ -89,11 +90,7 @@ def figure(results: dict[str, Any], path: Path = FIGURE) -> Path:
     axis.set(xlabel="fine-tuning step", ylabel="held-out NLL (nats/token)")
     axis.set_title("SmolLM2-135M: momentum attention vs plain-attention control")
     axis.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report(results: dict[str, Any]) -> str:
