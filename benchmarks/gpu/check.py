@@ -130,7 +130,7 @@ def run_tests(out: Path, extra_args: Sequence[str] = (), timeout: float = TEST_T
                 command, cwd=REPO_ROOT, stdout=stream, stderr=subprocess.STDOUT, timeout=timeout, check=False
             ).returncode
         except subprocess.TimeoutExpired:
-            stream.write(f"\n[gpu_check] pytest timed out after {timeout:.0f} s\n")
+            stream.write(f"\n[gpu check] pytest timed out after {timeout:.0f} s\n")
             returncode = None
     seconds = time.perf_counter() - start
     print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), flush=True)
@@ -146,7 +146,7 @@ def _figures_device(choice: str) -> torch.device | None:
     if choice == "auto":
         return torch.device("cuda") if torch.cuda.is_available() else None
     if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("gpu_check: --device cuda asked for, but CUDA is not available")
+        raise SystemExit("gpu check: --device cuda asked for, but CUDA is not available")
     return torch.device(choice)
 
 

@@ -177,7 +177,7 @@ def wheels_main(folder: Path) -> int:
     try:
         wheels = download_wheels(folder)
     except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as error:
-        print(f"gpu_check: downloading wheels failed: {error}", file=sys.stderr)
+        print(f"gpu wheels: downloading wheels failed: {error}", file=sys.stderr)
         return 1
     total = 0
     for wheel, why in wheels:
@@ -189,7 +189,7 @@ def wheels_main(folder: Path) -> int:
     mib = total / 2**20
     print(f"total {mib:.2f} MiB in {len(wheels)} wheels in {folder}")
     if mib > WHEEL_BUDGET_MIB:
-        print(f"gpu_check: the wheels exceed the {WHEEL_BUDGET_MIB:.0f} MiB budget", file=sys.stderr)
+        print(f"gpu wheels: the wheels exceed the {WHEEL_BUDGET_MIB:.0f} MiB budget", file=sys.stderr)
         return 1
     return 0
 
