@@ -14,5 +14,7 @@ pull another's host library):
   and :mod:`benchmarks.peers.unet_cache_hooks` run them where diffusers' hooks do not attach (UNets), with the
   same outputs as diffusers' hooks where they do.
 
-These are benchmark references, not product code: ``inertia`` never imports them.
+These are benchmark references, not product code: ``inertia`` never imports them. This folder is the only place for
+the peers' transcriptions; our own methods are never transcribed in ``benchmarks/`` at all (the benchmarks import
+them from ``inertia``, e.g. heavy-ball DPM-Solver++ as :func:`inertia.k_diffusion.sample_hb_dpmpp_2m`).
 """
