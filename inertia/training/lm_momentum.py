@@ -6,7 +6,7 @@ pretrained model exactly), and per-head decays η_h = sigmoid(θ_h) (:class:`ine
 Both arms train the same shared parameters on the same data in the same order (``shared="norms"``: the weights of
 every normalisation layer, a cheap adapter that needs no extra library); the ``momentum`` arm adds the gates, the
 ``control`` arm keeps plain attention. Compare them at equal steps on held-out text
-(``python -m benchmarks.bench_lm_finetune``).
+(``python -m benchmarks.training.lm_finetune``).
 
 Example:
     >>> cfg = LMFinetuneConfig(arm="momentum", steps=2, batch_size=1, seq_len=8, eval_every=0)

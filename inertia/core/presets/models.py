@@ -4,7 +4,7 @@ A pipeline folder may hold ``inertia_presets.json``: for each named preset of :m
 parameters tuned for that model (APG's norm threshold r, momentum β and η; HiGS's weight; the attention presets'
 β; a fixed momentum number for a sampler). :func:`inertia.pipelines.configure` uses them as the preset's defaults:
 parameters you pass still win, and a model without the file gets the generic rules. The embedded digits models ship
-one, written by ``python -m benchmarks.embedded_model tune`` on tuning seeds disjoint from the evaluation seeds.
+one, written by ``python -m benchmarks.product.embedded_model tune`` on tuning seeds disjoint from the evaluation seeds.
 
 The file::
 

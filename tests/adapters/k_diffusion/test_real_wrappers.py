@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.exact_denoiser import sd15_alphas_cumprod
+from benchmarks.common.exact_denoiser import sd15_alphas_cumprod
 from inertia.k_diffusion import sample_ghvb, sample_hb, sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
-from tests.bench_harness.baselines import real_k_diffusion
+from tests.bench_harness.peers import real_k_diffusion
 
 REAL = real_k_diffusion.load()
 pytestmark = pytest.mark.skipif(REAL is None, reason=f"k-diffusion's wheel is missing: {real_k_diffusion.FETCH}")
