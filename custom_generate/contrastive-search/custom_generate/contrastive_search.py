@@ -40,16 +40,16 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.cache_utils import DynamicCache
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
+from .generate_checks import (
+    cache_argument,
+    check_greedy_generation_config,
+    pad_token_id_of,
+)
 from .contrastive import (
     DEFAULT_PENALTY_ALPHA,
     DEFAULT_TOP_K,
     contrastive_select,
     degeneration_penalty,
-)
-from .generate_checks import (
-    cache_argument,
-    check_greedy_generation_config,
-    pad_token_id_of,
 )
 from .validation import validate_penalty_alpha, validate_top_k
 

@@ -11,12 +11,10 @@ Example:
     >>> import torch
     >>> from transformers import LlamaConfig, LlamaForCausalLM
     >>> _ = torch.manual_seed(0)
-    >>> config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-    ...                      num_attention_heads=2, num_key_value_heads=1, pad_token_id=0, eos_token_id=None)
-    >>> model = LlamaForCausalLM(config).eval()
-    >>> prompt = torch.tensor([[5, 6, 7, 8]])
-    >>> out = model.generate(prompt, custom_generate=momentum_decode, md_alpha=0.2, md_top_k=5,
-    ...                      max_new_tokens=8, do_sample=False)
+    >>> tiny = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=32, pad_token_id=0, eos_token_id=None, **tiny)).eval()
+    >>> out = model.generate(torch.tensor([[5, 6, 7, 8]]), custom_generate=momentum_decode, md_alpha=0.2,
+    ...                      md_top_k=5, max_new_tokens=8, do_sample=False)
     >>> tuple(out.shape)
     (1, 12)
 """

@@ -9,7 +9,6 @@ Pure torch; the preconditioning itself lives in :mod:`inertia.core.diffusion.pre
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,6 +17,7 @@ from inertia.core.diffusion.precond import (
     EDM_P_MEAN,
     EDM_P_STD,
     DiscreteSigmaSchedule,
+    ModelFn,
     Preconditioning,
 )
 from inertia.core.tensors import compute_dtype, per_sample
@@ -123,7 +123,7 @@ def sample_training_sigmas(
 
 
 def denoising_loss(
-    model_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
+    model_fn: ModelFn,
     x0: torch.Tensor,
     labels: Any,
     variant: Preconditioning | str,

@@ -37,6 +37,9 @@ import torch
 from inertia.core.tensors import compute_dtype, per_sample
 from inertia.core.validation import check_choice, check_range
 
+ModelFn = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+"""The network as preconditioning calls it: ``model_fn(x_in, c_noise, labels) -> F`` (EDM §5, Table 1)."""
+
 __all__ = [
     "BETA_SCHEDULES",
     "EDM_P_MEAN",
@@ -357,11 +360,7 @@ class Preconditioning:
         return sigma / (sigma**2 + sd**2), -sd * torch.rsqrt(sigma**2 + sd**2)
 
     def denoise(
-        self,
-        model_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
-        sample_hat: torch.Tensor,
-        sigma: torch.Tensor,
-        labels: Any = None,
+        self, model_fn: ModelFn, sample_hat: torch.Tensor, sigma: torch.Tensor, labels: Any = None
     ) -> torch.Tensor:
         """D(x̂; σ) = c_skip·x̂ + c_out·F(c_in·x̂, c_noise) (EDM §5, Table 1), in x̂'s compute dtype.
 
@@ -371,11 +370,7 @@ class Preconditioning:
         return per_sample(c.c_skip.to(x_hat.dtype), x_hat) * x_hat + per_sample(c.c_out.to(x_hat.dtype), x_hat) * out
 
     def epsilon(
-        self,
-        model_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor],
-        sample_hat: torch.Tensor,
-        sigma: torch.Tensor,
-        labels: Any = None,
+        self, model_fn: ModelFn, sample_hat: torch.Tensor, sigma: torch.Tensor, labels: Any = None
     ) -> torch.Tensor:
         """ε = (x̂ − D(x̂; σ))/σ, the prediction a VP ε-scheduler expects, in x̂'s compute dtype."""
         x_hat, out, _ = self._run(model_fn, sample_hat, sigma, labels)
