@@ -1,4 +1,4 @@
-"""Momentum attention (`extrapolate`) against diffusers' caches and against "fewer steps" (issue 14, area 3).
+"""Momentum attention (`extrapolate`) against diffusers' caches and against "fewer steps".
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""Momentum decoding against the decoding methods users run instead (issue 14), on SmolLM2-135M, offline.
+"""Momentum decoding against the decoding methods users run instead, on SmolLM2-135M, offline.
 
 Rows: greedy; greedy + ``repetition_penalty`` 1.2; greedy + ``no_repeat_ngram_size`` 3; DRY over greedy (multiplier
 0.8, base 1.75, allowed length 2, breakers newline ``:`` ``"`` ``*``; :class:`benchmarks.peers.decoding.

@@ -1,4 +1,4 @@
-"""Guidance benchmark on the embedded digits model: CFG vs APG vs HiGS vs APG+HiGS (issue 4).
+"""Guidance benchmark on the embedded digits model: CFG vs APG vs HiGS vs APG+HiGS.
 
 For every method, guidance scale w in {1, 3, 7.5, 15, 25} and NFE in {10, 20, 50} (DPM-Solver++(2M), the model's
 scheduler) it samples class-balanced digits from the same initial noise and records the mean HSV saturation (and its

@@ -1,4 +1,4 @@
-"""Guidance against diffusers' guiders on the embedded 32x32 digits model (issue 14, area 2).
+"""Guidance against diffusers' guiders on the embedded 32x32 digits model.
 
 Rows: the pipeline's CFG; diffusers' guiders at their defaults, their rules run through inertia's classic guidance
 hook (:mod:`benchmarks.peers.guidance`; the digits pipeline is not modular): CFG with ``guidance_rescale`` 0.7,

@@ -1,6 +1,6 @@
 """diffusers model hooks that run the cache rules of :mod:`benchmarks.peers.caches` on any denoiser.
 
-Benchmark adapters (issue 14, area 3). diffusers' own cache hooks select modules by name (``transformer_blocks``,
+Benchmark adapters. diffusers' own cache hooks select modules by name (``transformer_blocks``,
 ``blocks``, ...), so most of them do not attach to UNets such as the embedded digits model or SD1.5's. These adapters
 run the same rules where they do not:
 

@@ -1,6 +1,6 @@
 """The caching rules of diffusers' cache hooks, written as small pure functions (the peers of `extrapolate`).
 
-Benchmark reference code (issue 14, area 3), not product code. Pure torch, no diffusers import; the adapters that
+Benchmark reference code, not product code. Pure torch, no diffusers import; the adapters that
 run these rules on a denoiser are in :mod:`benchmarks.peers.cache_hooks`. Each rule is transcribed from its
 paper and from diffusers 0.42.1's hook (``diffusers/hooks/<name>.py``), in the same order of operations, so that
 where diffusers' hook attaches (transformer blocks) both give the same outputs

@@ -1,4 +1,4 @@
-"""First Block Cache and MagCache on UNets: `apply_unet_cache` (benchmark adapter, issue 14, area 3).
+"""First Block Cache and MagCache on UNets: `apply_unet_cache` (a benchmark adapter).
 
 A UNet has no residual stream running through all its blocks, so "the rest of the network" is everything after the
 probe (FBC: the first resnet block, whose ``output − input`` is the change indicator) and a skipped step returns the

@@ -1,4 +1,4 @@
-"""Can heavy ball beat DPM++2M on Karras sigmas at high guidance? A probe of β near 1 and per-step β (issue 14).
+"""Can heavy ball beat DPM++2M on Karras sigmas at high guidance? A probe of β near 1 and per-step β.
 
 On §1's exact-denoiser problem the strongest peer at guidance >= 15 and 8-20 NFE is k-diffusion's DPM++2M on Karras
 et al.'s ρ = 7 sigmas (BENCHMARKS §12), and a constant β in 0.5-0.9 did not beat it in 5 of 8 cells. This probe

@@ -1,4 +1,4 @@
-"""Issue 16's sampler study: which momentum / order / step-placement design wins on exact-denoiser problems.
+"""The sampler study: which momentum / order / step-placement design wins on exact-denoiser problems.
 
 Usage::
 

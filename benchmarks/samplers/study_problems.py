@@ -1,4 +1,4 @@
-"""The sampler-study problems (issue 16): exact-denoiser data sets, noise seeds and host schedules.
+"""The sampler-study problems: exact-denoiser data sets, noise seeds and host schedules.
 
 A problem is an exact-denoiser data set (:func:`benchmarks.common.exact_denoiser.make_dataset` with its own seed), a noise
 seed and a host schedule: ``"sd15"`` (SD1.5's and SDXL's betas, ``timestep_spacing="trailing"``, the §1 benchmark),

@@ -1,4 +1,4 @@
-"""The sampler-study candidate solvers (issue 16), in k-diffusion variables x = x0 + σ·ε.
+"""The sampler-study candidate solvers, in k-diffusion variables x = x0 + σ·ε.
 
 The problems they solve are :mod:`benchmarks.samplers.study_problems`.
 

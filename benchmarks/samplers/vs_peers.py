@@ -1,4 +1,4 @@
-"""Samplers against k-diffusion's (issue 14, area 4): every diffusers and k-diffusion sampler next to inertia's.
+"""Samplers against k-diffusion's: every diffusers and k-diffusion sampler next to inertia's.
 
 The problem is §1's exact-denoiser problem (:mod:`benchmarks.common.exact_denoiser`: a finite latent data set under the
 SD1.5 VP schedule, closed-form guided denoiser, so every error is the sampler's). Peers:

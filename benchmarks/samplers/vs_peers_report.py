@@ -3,7 +3,7 @@
 The one table has the peers as rows (diffusers' solvers, k-diffusion's samplers per sigma grid, then inertia's best
 setting per cell and its ``auto`` settings) and one column per (guidance, NFE) cell. Deterministic rows show the RMSE
 to the ODE reference; stochastic rows (k-diffusion's ancestral and SDE samplers) the RMSE to the SDE reference on
-their shared Brownian path, which is a different target: the ``vs`` column says which. The target (issue 14): the
+their shared Brownian path, which is a different target: the ``vs`` column says which. The target: the
 best inertia setting beats every diffusers and k-diffusion sampler at guidance >= 15, NFE 8-20.
 """
 

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.attention.vs_peers` (issue 14, area 3): the work accounting, the curves and a quick run."""
+"""`python -m benchmarks.attention.vs_peers`: the work accounting, the curves and a quick run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""APG controls in the core and the config: guidance interval, normalisation dims, named presets (issue 15)."""
+"""APG controls in the core and the config: guidance interval, normalisation dims, named presets."""
 
 import math
 
