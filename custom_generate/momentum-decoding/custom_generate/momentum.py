@@ -31,17 +31,21 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .decoding import DEFAULT_RESISTANCE, RESISTANCE_PRESETS
 from .validation import validate_alpha, validate_top_k
 
+LevelsFunction = Callable[[torch.Tensor, torch.Tensor, int | None, torch.Tensor | None], torch.Tensor]
+"""``(input_ids, candidates, pad_token_id, prompt_mask) -> levels``: how :func:`momentum_scores` gets l(v)."""
+
 __all__ = [
     "DEFAULT_RESISTANCE",
     "MAX_NGRAM_LIMIT",
     "RESISTANCE_PRESETS",
+    "LevelsFunction",
     "leading_pad_mask",
     "momentum_scores",
     "penalty_table",
@@ -191,6 +195,7 @@ def momentum_scores(
     top_k: int,
     pad_token_id: int | None = None,
     prompt_mask: torch.Tensor | None = None,
+    levels_of: LevelsFunction | None = None,
 ) -> torch.Tensor:
     """One momentum-decoding step: returns new ``[B, V]`` scores whose argmax is the MD choice (eqs. (2)-(3)).
 
@@ -213,6 +218,10 @@ def momentum_scores(
         prompt_mask: ``[B, T0]`` attention mask of the prompt (``T0 <= T``; 1 = real token). Positions where it is 0
             are left out of the graph; every token after the prompt is part of it. Exact where a pad id alone is
             ambiguous (a prompt that really starts with the pad id, as when pad falls back to EOS = BOS).
+        levels_of: computes the levels instead of :func:`repetition_levels`, called as
+            ``levels_of(input_ids, top_ids, pad_token_id, prompt_mask)`` (e.g. an
+            :class:`~inertia.core.decoding.ngram_index.IncrementalLevels`, whose cost does not grow with T); it must
+            give the same levels.
     """
     vocab = scores.shape[-1]
     if top_k > vocab:
@@ -220,12 +229,15 @@ def momentum_scores(
     logits = scores.to(torch.promote_types(scores.dtype, torch.float32))  # float32, or float64 kept as is
     top_logits, top_ids = logits.topk(top_k, dim=-1)  # C_k (eq. (3)): the top-k by logit
     probs = torch.softmax(logits, dim=-1).gather(1, top_ids)  # p(v) at temperature 1
-    ignore: torch.Tensor | None
-    if prompt_mask is not None:
-        ignore = prompt_padding(prompt_mask, input_ids.shape[1])
+    if levels_of is not None:
+        levels = levels_of(input_ids, top_ids, pad_token_id, prompt_mask)
     else:
-        ignore = None if pad_token_id is None else leading_pad_mask(input_ids, pad_token_id)
-    levels = repetition_levels(input_ids, top_ids, max_ngram=len(penalties) - 1, ignore=ignore)
+        ignore: torch.Tensor | None
+        if prompt_mask is not None:
+            ignore = prompt_padding(prompt_mask, input_ids.shape[1])
+        else:
+            ignore = None if pad_token_id is None else leading_pad_mask(input_ids, pad_token_id)
+        levels = repetition_levels(input_ids, top_ids, max_ngram=len(penalties) - 1, ignore=ignore)
     selection = probs - resistance_penalty(levels, penalties, probs.dtype)  # s(v) = p(v) − α·R(l(v))  (eq. (2))
     selection = selection.masked_fill(~torch.isfinite(top_logits), -math.inf)  # never resurrect a banned token
     stuck = torch.isneginf(selection).all(dim=-1, keepdim=True) & torch.isfinite(top_logits[:, :1])

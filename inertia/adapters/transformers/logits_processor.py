@@ -2,8 +2,9 @@
 
 The processor returns new scores whose ``argmax`` is the momentum-decoding choice (Lan et al. 2022; see
 docs/hosts/transformers.md), so greedy search (``do_sample=False, num_beams=1``) with this processor *is* momentum
-decoding: no extra forward pass, no hidden states, no state kept between calls (everything is recomputed from
-``input_ids``).
+decoding: no extra forward pass, no hidden states. What it keeps between calls is a cache of a function of
+``input_ids`` (the n-gram index of each row, :class:`~inertia.core.decoding.ngram_index.IncrementalLevels`), so a step
+costs the same at any context length on the CPU, with exactly the choices of the stateless computation.
 
 Example:
     >>> import torch
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -30,6 +32,7 @@ from inertia.core.decoding.momentum import (
     validate_alpha,
     validate_top_k,
 )
+from inertia.core.decoding.ngram_index import IncrementalLevels
 
 __all__ = ["MomentumDecodingLogitsProcessor"]
 
@@ -45,7 +48,10 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
     decoding. :func:`inertia.decoders.momentum_decode` checks that for you.
 
     Contract (transformers 5): ``__call__(input_ids, scores)`` with no extra arguments, a new tensor is returned and
-    ``scores`` is never modified, rows are independent, nothing is stored between calls, no host synchronisation. It
+    ``scores`` is never modified, rows are independent. With ``incremental`` on (the default on the CPU), each
+    thread keeps the n-gram index of its rows between calls: a call whose ``input_ids`` is the previous call's plus
+    one token (compared in full) extends it; any other call rebuilds it, so nothing carries over from one generation
+    to the next. Off (the default on other devices), nothing is kept and there is no host synchronisation. It
     runs after the processors that ``generate`` builds from the generation config (e.g. ``no_repeat_ngram_size``),
     which change ``p``; for the paper's method use it alone. Tokens those processors banned (``-inf``) stay banned.
     With ``output_scores=True`` the returned scores are these selection scores; ``output_logits=True`` still gives
@@ -69,6 +75,10 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
             graph. The processor is then bound to that batch (its rows must match ``input_ids``).
         max_ngram: N, the longest n-gram looked up; ``None`` means ``len(resistance) - 1`` (5 for the default). Levels
             beyond the table cost +inf, as in the authors' lookup.
+        incremental: ``True``: keep each row's n-gram index between calls (a step costs O(k·N) look-ups at any
+            history length, plus one comparison of ``input_ids`` with the previous call's); ``False``: recompute the
+            levels from the whole history every step (vectorised, O(T) per step, no host sync: for GPUs and CUDA
+            graphs); ``"auto"``: incremental when ``input_ids`` is on the CPU. The choices are the same either way.
 
     Raises:
         ValueError: at construction for any invalid parameter (named, with its value and the valid range), and at
@@ -94,6 +104,7 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         pad_token_id: int | None = None,
         max_ngram: int | None = None,
         prompt_attention_mask: torch.Tensor | None = None,
+        incremental: bool | str = "auto",
     ) -> None:
         self.alpha = validate_alpha(alpha)
         self.top_k = validate_top_k(top_k)
@@ -113,7 +124,11 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
                 f"{'' if shape is None else ' of shape ' + str(tuple(shape))}."
             )
         self.prompt_attention_mask = prompt_attention_mask
+        if incremental not in (True, False, "auto"):
+            raise ValueError(f"`incremental` must be True, False or 'auto', got {incremental!r}.")
+        self.incremental = incremental
         self._penalties = penalty_table(self.alpha, self.resistance)
+        self._local = threading.local()  # one n-gram cache per thread: concurrent generations never share one
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """Returns the momentum-decoding selection scores; see the class docstring.
@@ -136,7 +151,21 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
                 f"`prompt_attention_mask` {tuple(mask.shape)} does not match input_ids {tuple(input_ids.shape)}: it "
                 "must have the same rows and at most as many columns (the prompt)."
             )
-        return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id, mask)
+        levels_of = None
+        if self.incremental is True or (self.incremental == "auto" and input_ids.device.type == "cpu"):
+            levels_of = getattr(self._local, "levels", None)
+            if levels_of is None:
+                levels_of = self._local.levels = IncrementalLevels(self.max_ngram)
+        return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id, mask, levels_of)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_local"]  # a copy or a pickle starts with no cache (a cache is only ever a speed-up)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return (
