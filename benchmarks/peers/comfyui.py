@@ -72,6 +72,12 @@ def fetch(python: str = sys.executable) -> float:
     return time.perf_counter() - start
 
 
+def _stand_in_attribute(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)  # module metadata (__file__, ...) stays absent, as inspect expects
+    return types.SimpleNamespace()
+
+
 class _StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers every ``torchvision`` import with an empty module (ComfyUI imports it at module level only)."""
 
@@ -83,7 +89,7 @@ class _StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         module = types.ModuleType(spec.name)
         module.__path__ = []
-        module.__getattr__ = lambda name: types.SimpleNamespace()  # type: ignore[method-assign]
+        module.__getattr__ = _stand_in_attribute  # type: ignore[method-assign]
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:

@@ -29,7 +29,7 @@ __all__ = ["CATEGORY", "PATCH_KEY", "APGNode", "GuidancePatch", "HiGSNode", "pat
 
 CATEGORY = "model_patches/inertia"
 """The node menu entry of the guidance patches."""
-PATCH_KEY = "inertia.guidance"
+PATCH_KEY = "inertia_guidance"
 """The key of our ``on_pre_run`` callback and of the configs in ``model_options``."""
 
 

@@ -85,14 +85,12 @@ def tiny_sd15(seed: int = 0) -> Any:
         "num_res_blocks": [1],
         "channel_mult": [1],
         "transformer_depth": [1],
-        "transformer_depth_output": [1],
+        "transformer_depth_output": [1, 1],
         "transformer_depth_middle": 1,
-        "attention_resolutions": [1],
         "context_dim": 768,
         "use_linear_in_transformer": False,
         "adm_in_channels": None,
         "use_temporal_attention": False,
-        "use_temporal_resblock": False,
         "dims": 2,
     }
     config = comfy.model_detection.model_config_from_unet_config(unet_config)
