@@ -38,8 +38,9 @@ PUBLIC = ("samplers", "guidance", "attention", "decoders", "k_diffusion")
 BASE = ("_lazy",)
 """Standard-library helpers every layer may use (lazy attributes, module aliases)."""
 
-HOSTS = {"diffusers", "transformers", "accelerate", "gradio"}
-"""Host libraries: no core module may load one."""
+HOSTS = {"diffusers", "transformers", "accelerate", "gradio", "comfy"}
+"""Host libraries: no core module may load one. ``comfy`` is ComfyUI's package: only ``inertia.adapters.comfyui``
+imports it, inside the node methods that run in ComfyUI."""
 
 
 def module_name(path: Path) -> str:
@@ -249,6 +250,17 @@ def test_every_diffusers_private_name_is_in_one_module() -> None:
     assert not bad, "\n".join(bad)
 
 
+def test_only_the_comfyui_adapter_imports_comfyui() -> None:
+    bad = []
+    for path in source_files():
+        if unit_of(module_name(path)) == "adapters.comfyui":
+            continue
+        bad += [
+            f"{module_name(path)}:{line}" for target, line in imported_modules(path) if target.split(".")[0] == "comfy"
+        ]
+    assert not bad, f"ComfyUI imported outside inertia.adapters.comfyui: {bad}"
+
+
 def test_no_private_name_is_imported_across_modules() -> None:
     bad = []
     for path in source_files():
@@ -278,6 +290,7 @@ def test_importing_every_core_module_loads_no_host_library() -> None:
         ("from inertia.samplers import recommended_beta, ghvb_coefficients", HOSTS),
         ("from inertia.attention import MomentumAttention, LMMomentumAttention", HOSTS),
         ("import inertia.cli", HOSTS | {"torch"}),
+        ("import inertia.adapters.comfyui", HOSTS),
     ],
 )
 def test_light_imports_stay_light(statement: str, forbidden: set[str]) -> None:
