@@ -1,4 +1,4 @@
-"""The HB-DPM++ 2M node at its default (β = 0.8) against ComfyUI's own ``dpmpp_2m``, both run by real ComfyUI 0.3.75.
+"""The HB-DPM++ 2M node at β = 0.8 against ComfyUI's own ``dpmpp_2m``, both run by real ComfyUI 0.3.75.
 
 Both samplers are ``comfy.samplers.KSAMPLER`` objects run by ``KSAMPLER.sample`` (what ComfyUI's CFGGuider calls) on
 ComfyUI's Karras sigmas for SD1.5, with §1's exact denoiser (:mod:`benchmarks.common.exact_denoiser`, CFG exact) in
@@ -61,7 +61,7 @@ def run(guidances: Sequence[float], steps: Sequence[int], batch: int, reference_
     denoiser = ExactDenoiser(make_dataset())
     labels = torch.arange(batch) % denoiser.dataset.num_classes
     classes, _ = node_mappings(SAMPLERS)
-    (node,) = classes["InertiaHBDPMPP2M"]().get_sampler(**{"beta": 0.8})  # the node's defaults
+    (node,) = classes["InertiaHBDPMPP2M"]().get_sampler(beta=0.8)  # the paper's β (the node defaults to 1 = dpmpp_2m)
     stock = comfy.samplers.ksampler("dpmpp_2m")
     noise = initial_noise(batch, denoiser.shape, 0)
     rows = []
