@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_figure", "write_summary"]
+__all__ = ["print_and_save", "save_figure", "write_summary"]
 
 
 def save_figure(fig: Any, path: Path, **savefig: Any) -> Path:
@@ -30,3 +30,11 @@ def write_summary(summary: dict[str, Any], out: Path, stem: str, markdown: str) 
     paths[1].write_text(markdown)
     paths[2].write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in summary["samples"]))
     return paths
+
+
+def print_and_save(text: str, out: Path | None, name: str) -> None:
+    """Prints a report and, when ``out`` is given, writes it to ``out/name`` too (the folder is created)."""
+    print(text, end="")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)

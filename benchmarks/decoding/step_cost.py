@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common.cli_lists import comma_ints
+from benchmarks.common.outputs import print_and_save
 from benchmarks.common.timing import seconds_of
 from inertia.decoders import MomentumDecodingLogitsProcessor
 
@@ -83,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(args.histories, args.batches, args.vocab, args.steps)
     text += f"\n\n(V {args.vocab:,}, k 5, N 5, {args.threads} thread(s), median of {args.steps} steps; "
     text += f"{time.perf_counter() - started:.0f} s)\n"
-    print(text, end="")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "step_cost.md").write_text(text)
+    print_and_save(text, args.out, "step_cost.md")
     return 0
 
 

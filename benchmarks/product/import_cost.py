@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common.outputs import print_and_save
+
 STATEMENTS = {
     "torch (the baseline)": "import torch",
     "`import inertia.k_diffusion`": "import inertia.k_diffusion",
@@ -113,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         table(run(args.repo.resolve(), args.runs))
         + f"\n\n({args.runs} runs each, {time.perf_counter() - started:.0f} s)\n"
     )
-    print(text, end="")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "import_cost.md").write_text(text)
+    print_and_save(text, args.out, "import_cost.md")
     return 0
 
 
