@@ -127,9 +127,10 @@ def patched(model: Any, apg: APG | None = None, higs: HiGS | None = None) -> Any
     m = model.clone()
     options = m.model_options
     previous = options.get(PATCH_KEY, {})
-    config = {"apg": apg or previous.get("apg"), "higs": higs or previous.get("higs")}
-    patch = GuidancePatch(config["apg"], config["higs"])
-    options[PATCH_KEY] = config
+    kept_apg: APG | None = apg or previous.get("apg")
+    kept_higs: HiGS | None = higs or previous.get("higs")
+    patch = GuidancePatch(kept_apg, kept_higs)
+    options[PATCH_KEY] = {"apg": kept_apg, "higs": kept_higs}
     functions = [f for f in options.get("sampler_post_cfg_function", []) if not isinstance(f, GuidancePatch)]
     options["sampler_post_cfg_function"] = [*functions, patch]
     m.remove_callbacks_with_key("on_pre_run", PATCH_KEY)
