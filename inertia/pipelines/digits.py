@@ -35,7 +35,7 @@ NUM_DIGIT_CLASSES = 10
 NULL_LABEL = 10
 """Class label of the unconditional (classifier-free guidance) branch."""
 
-OUTPUT_TYPES = ("pil", "np", "pt")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 """Valid ``output_type`` values."""
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -254,8 +254,10 @@ class DigitsPipeline(DiffusionPipeline):
                 the same image generated alone), for the initial noise and stochastic schedulers.
             latents: initial noise of shape ``(len(digits) * num_images_per_prompt, C, H, W)``; sampled from
                 ``generator`` when None. It is multiplied by ``scheduler.init_noise_sigma`` as in diffusers.
-            output_type: ``"pil"`` (list of PIL images), ``"np"`` (NHWC float array in [0, 1]) or ``"pt"``
-                (NCHW float tensor in [0, 1]).
+            output_type: ``"pil"`` (list of PIL images), ``"np"`` (NHWC float array in [0, 1]), ``"pt"``
+                (NCHW float tensor in [0, 1]) or ``"latent"`` (the final sample as the sampler left it: NCHW, data
+                range [-1, 1], unclamped, as diffusers' pipelines return their latents; for divergence measurements
+                such as :func:`inertia.metrics.magnitude_score`).
             return_dict: return an `ImagePipelineOutput` (default) or a 1-tuple ``(images,)``.
             callback_on_step_end: called after each step as ``callback(pipe, i, t, callback_kwargs)``;
                 ``callback_kwargs`` holds the tensors named in ``callback_on_step_end_tensor_inputs``. It may return
@@ -331,8 +333,11 @@ class DigitsPipeline(DiffusionPipeline):
                         latents = callback_outputs.pop("latents", latents)
                 progress_bar.update()
 
-        images = (latents / 2 + 0.5).clamp(0, 1)
-        if output_type != "pt":
+        if output_type == "latent":
+            images = latents
+        else:
+            images = (latents / 2 + 0.5).clamp(0, 1)
+        if output_type in ("np", "pil"):
             images = images.float().cpu().permute(0, 2, 3, 1).numpy()
             if output_type == "pil":
                 images = self.numpy_to_pil(images)

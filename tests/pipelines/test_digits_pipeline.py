@@ -136,6 +136,10 @@ def test_output_types_and_shapes(pipe: DigitsPipeline) -> None:
     np.testing.assert_allclose(pt.permute(0, 2, 3, 1).numpy(), arr, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(pil[0]), (arr[0] * 255).round().astype("uint8"))
 
+    latent = pipe([3, 7], generator=gen(0), output_type="latent", **kwargs).images
+    assert isinstance(latent, torch.Tensor) and latent.shape == (4, 3, 16, 16)
+    assert torch.equal((latent / 2 + 0.5).clamp(0, 1), pt)  # the sample before the image conversion, unclamped
+
     out = pipe(5, generator=gen(0), output_type="np", num_inference_steps=2)
     assert isinstance(out, ImagePipelineOutput) and out.images.shape == (1, 16, 16, 3)
     tup = pipe(5, generator=gen(0), output_type="np", num_inference_steps=2, return_dict=False)
