@@ -24,15 +24,24 @@ import torch
 from benchmarks.common.cli_lists import comma_ints
 from benchmarks.common.outputs import print_and_save
 from benchmarks.common.timing import seconds_of
+from inertia.core.decoding.ngram_index import IncrementalLevels
 from inertia.decoders import MomentumDecodingLogitsProcessor
 
-__all__ = ["main", "step_seconds", "table"]
+__all__ = ["build_seconds", "main", "step_seconds", "table"]
+
+
+def build_seconds(batch: int, history: int, seed: int = 0) -> float:
+    """Seconds to build the n-gram index of ``batch`` rows of ``history`` tokens (what the first incremental call
+    adds to a stateless step)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 100, (batch, history), generator=generator)
+    return seconds_of(lambda: IncrementalLevels(5)(ids, ids[:, :5]), torch.device("cpu"))
 
 
 def step_seconds(incremental: bool, batch: int, history: int, vocab: int, steps: int, seed: int = 0) -> float:
     """Median seconds of one steady-state processor call (k 5, N 5, α 0.2) after ``history`` tokens."""
     generator = torch.Generator().manual_seed(seed)
-    processor = MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5, incremental=incremental)
+    processor = MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5, incremental=incremental)  # True: built at once
     ids = torch.randint(0, 100, (batch, history), generator=generator)
     scores = torch.randn(batch, vocab, generator=generator)
     device = torch.device("cpu")
@@ -47,14 +56,17 @@ def step_seconds(incremental: bool, batch: int, history: int, vocab: int, steps:
 def table(histories: tuple[int, ...], batches: tuple[int, ...], vocab: int, steps: int) -> str:
     """A Markdown table of ms per step, both paths, and their ratio."""
     lines = [
-        "| batch | history tokens | stateless ms/step | incremental ms/step | stateless / incremental |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| batch | history tokens | stateless ms/step | incremental ms/step | stateless / incremental | index build ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for batch in batches:
         for history in histories:
             before = step_seconds(False, batch, history, vocab, steps) * 1e3
             after = step_seconds(True, batch, history, vocab, steps) * 1e3
-            lines.append(f"| {batch} | {history:,} | {before:.2f} | {after:.3f} | {before / after:.0f}x |")
+            build = build_seconds(batch, history) * 1e3
+            lines.append(
+                f"| {batch} | {history:,} | {before:.2f} | {after:.3f} | {before / after:.0f}x | {build:.0f} |"
+            )
     return "\n".join(lines)
 
 

@@ -34,7 +34,12 @@ from inertia.core.decoding.momentum import (
 )
 from inertia.core.decoding.ngram_index import IncrementalLevels
 
-__all__ = ["MomentumDecodingLogitsProcessor"]
+__all__ = ["AUTO_BUILD_AFTER", "MomentumDecodingLogitsProcessor"]
+
+AUTO_BUILD_AFTER = 8
+"""With ``incremental="auto"``, a generation's first 8 steps are computed statelessly and the n-gram index is built
+at the 9th: building it costs up to about 8 stateless steps (BENCHMARKS.md §17), so a generation of at most 8 steps
+costs what the stateless path costs, and a longer one pays the build once and then a flat cost per step."""
 
 
 class MomentumDecodingLogitsProcessor(LogitsProcessor):
@@ -78,7 +83,8 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         incremental: ``True``: keep each row's n-gram index between calls (a step costs O(k·N) look-ups at any
             history length, plus one comparison of ``input_ids`` with the previous call's); ``False``: recompute the
             levels from the whole history every step (vectorised, O(T) per step, no host sync: for GPUs and CUDA
-            graphs); ``"auto"``: incremental when ``input_ids`` is on the CPU. The choices are the same either way.
+            graphs); ``"auto"``: incremental when ``input_ids`` is on the CPU, from a generation's 9th step on
+            (:data:`AUTO_BUILD_AFTER`). The choices are the same either way.
 
     Raises:
         ValueError: at construction for any invalid parameter (named, with its value and the valid range), and at
@@ -155,7 +161,8 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         if self.incremental is True or (self.incremental == "auto" and input_ids.device.type == "cpu"):
             levels_of = getattr(self._local, "levels", None)
             if levels_of is None:
-                levels_of = self._local.levels = IncrementalLevels(self.max_ngram)
+                build_after = 0 if self.incremental is True else AUTO_BUILD_AFTER
+                levels_of = self._local.levels = IncrementalLevels(self.max_ngram, build_after)
         return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id, mask, levels_of)
 
     def __getstate__(self) -> dict[str, object]:

@@ -21,12 +21,11 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import torch
 
-from inertia.core.decoding.momentum import MAX_NGRAM_LIMIT, leading_pad_mask, prompt_padding
+from inertia.core.decoding.momentum import MAX_NGRAM_LIMIT, leading_pad_mask, prompt_padding, repetition_levels
 
 __all__ = ["IGNORED", "IncrementalLevels", "NgramIndex"]
 
@@ -56,8 +55,8 @@ class NgramIndex:
         self.max_ngram = max_ngram
         self.length = 0
         self._seen: set[int] = set()
-        # followers[m][context of m tokens] = the tokens that came right after that context (n-grams, n = m + 1)
-        self._followers: list[defaultdict[tuple[int, ...], set[int]]] = [defaultdict(set) for _ in range(max_ngram)]
+        # grams[m] = the (m+1)-grams seen: an m-token context and the token that came right after it
+        self._grams: list[set[tuple[int, ...]]] = [set() for _ in range(max_ngram)]
         self._tail: list[int] = []  # the last N − 1 tokens (the longest context a query needs)
 
     def append(self, token: int) -> None:
@@ -66,16 +65,24 @@ class NgramIndex:
             self._seen.add(token)  # a node of the graph: l(token) >= 1 from now on
             for m in range(1, min(len(self._tail), self.max_ngram - 1) + 1):
                 # the m tokens before `token` were followed by it: the (m+1)-gram (tail[-m:], token) now exists
-                self._followers[m][tuple(self._tail[-m:])].add(token)
+                self._grams[m].add((*self._tail[-m:], token))
         self._tail.append(token)
         if len(self._tail) > self.max_ngram - 1:
             del self._tail[0]
         self.length += 1
 
     def extend(self, tokens: Iterable[int]) -> None:
-        """Feeds several tokens in order."""
-        for token in tokens:
-            self.append(int(token))
+        """Feeds several tokens in order (the same index as :meth:`append` one by one, built a window at a time)."""
+        new = [int(token) for token in tokens]
+        seq, start = self._tail + new, len(self._tail)
+        self._seen.update(token for token in new if token != IGNORED)
+        for m in range(1, self.max_ngram):
+            first = max(start, m)  # the first new position with m tokens before it
+            # every window (seq[i-m], ..., seq[i]) ending at a new position i is an (m+1)-gram seen; one ending in
+            # IGNORED is kept too, but no candidate equals IGNORED, so it never matches
+            self._grams[m].update(zip(*(seq[first - m + k :] for k in range(m + 1)), strict=False))
+        self._tail = seq[len(seq) - (self.max_ngram - 1) :] if self.max_ngram > 1 else []
+        self.length += len(new)
 
     def levels(self, candidates: Sequence[int]) -> list[int]:
         """l(v) for every candidate: 0 for a token never seen, else the largest n in 2..N such that the current
@@ -85,7 +92,7 @@ class NgramIndex:
             level = 1 if v in self._seen else 0
             if level:
                 for n in range(2, min(self.max_ngram, len(self._tail) + 1) + 1):
-                    if v in self._followers[n - 1].get(tuple(self._tail[len(self._tail) - (n - 1) :]), ()):
+                    if (*self._tail[len(self._tail) - (n - 1) :], v) in self._grams[n - 1]:
                         level = n  # nested in n: the longest matching context wins
             out.append(level)
         return out
@@ -100,8 +107,13 @@ class IncrementalLevels:
     rebuilds every row from scratch, which costs what one stateless step costs. The levels are then exactly those of
     :func:`inertia.core.decoding.momentum.repetition_levels`.
 
+    Building a row's index is a Python loop over its history, several times one stateless step, so a generation can
+    start on the stateless computation and build the index only once it has continued for ``build_after`` calls:
+    short generations then cost what the stateless path costs, and long ones pay the build once.
+
     Args:
         max_ngram: N, as for :class:`NgramIndex`.
+        build_after: continuation calls computed statelessly before the index is built (0: build at the first call).
 
     Example:
         >>> import torch
@@ -114,9 +126,13 @@ class IncrementalLevels:
         1
     """
 
-    def __init__(self, max_ngram: int = 5) -> None:
+    def __init__(self, max_ngram: int = 5, build_after: int = 0) -> None:
         self.max_ngram = NgramIndex(max_ngram).max_ngram  # validates
+        if isinstance(build_after, bool) or not isinstance(build_after, int) or build_after < 0:
+            raise ValueError(f"`build_after` must be an integer >= 0, got {build_after!r}.")
+        self.build_after = build_after
         self.rebuilds = 0
+        self._continued = 0  # continuation calls since the last call that was not one
         self._ids: torch.Tensor | None = None
         self._rows: list[NgramIndex] = []
         self._padding_rule: tuple[int | None, torch.Tensor | None] = (None, None)
@@ -124,7 +140,7 @@ class IncrementalLevels:
 
     def reset(self) -> None:
         """Forgets every row (the next call rebuilds)."""
-        self._ids, self._rows, self._in_leading_pad = None, [], []
+        self._ids, self._rows, self._in_leading_pad, self._continued = None, [], [], 0
 
     def _continues(self, input_ids: torch.Tensor, rule: tuple[int | None, torch.Tensor | None]) -> bool:
         old = self._ids
@@ -137,6 +153,14 @@ class IncrementalLevels:
             and bool(torch.equal(input_ids[:, :-1], old))
         )
 
+    @staticmethod
+    def _ignore(input_ids: torch.Tensor, pad_token_id: int | None, prompt_mask: torch.Tensor | None) -> torch.Tensor:
+        if prompt_mask is not None:
+            return prompt_padding(prompt_mask, input_ids.shape[1])
+        if pad_token_id is not None:
+            return leading_pad_mask(input_ids, pad_token_id)
+        return torch.zeros_like(input_ids, dtype=torch.bool)
+
     def __call__(
         self,
         input_ids: torch.Tensor,
@@ -147,7 +171,14 @@ class IncrementalLevels:
         """``[B, k]`` levels of ``candidates`` after the histories ``input_ids`` ``[B, T]``; padding as in
         :func:`inertia.core.decoding.momentum.momentum_scores` (``prompt_mask`` wins over ``pad_token_id``)."""
         rule = (pad_token_id, prompt_mask)
-        if self._continues(input_ids, rule):
+        continues = self._continues(input_ids, rule)
+        self._continued = self._continued + 1 if continues else 0
+        self._ids, self._padding_rule = input_ids.clone(), rule
+        if self._continued < self.build_after:  # not worth an index yet: the stateless levels
+            self._rows = []
+            ignore = self._ignore(input_ids, pad_token_id, prompt_mask)
+            return repetition_levels(input_ids, candidates, self.max_ngram, ignore)
+        if continues and self._rows:
             for row, token, index in zip(range(len(self._rows)), input_ids[:, -1].tolist(), self._rows, strict=True):
                 # a generated token is never padding, except a pad id that continues a row made only of pads
                 leading = prompt_mask is None and self._in_leading_pad[row] and token == pad_token_id
@@ -155,19 +186,12 @@ class IncrementalLevels:
                 index.append(IGNORED if leading else token)
         else:
             self.rebuilds += 1
-            if prompt_mask is not None:
-                ignore = prompt_padding(prompt_mask, input_ids.shape[1])
-            elif pad_token_id is not None:
-                ignore = leading_pad_mask(input_ids, pad_token_id)
-            else:
-                ignore = torch.zeros_like(input_ids, dtype=torch.bool)
+            ignore = self._ignore(input_ids, pad_token_id, prompt_mask)
             self._rows = []
             for ids in input_ids.masked_fill(ignore, IGNORED).tolist():
                 index = NgramIndex(self.max_ngram)
                 index.extend(ids)
                 self._rows.append(index)
             self._in_leading_pad = ignore.all(dim=1).tolist()
-            self._padding_rule = rule
-        self._ids = input_ids.clone()
         levels = [index.levels(row) for index, row in zip(self._rows, candidates.tolist(), strict=True)]
         return torch.tensor(levels, dtype=torch.long, device=candidates.device)

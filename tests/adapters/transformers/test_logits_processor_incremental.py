@@ -110,3 +110,16 @@ def test_copies_and_pickles_start_without_a_cache() -> None:
 def test_bad_incremental_is_named(incremental: object) -> None:
     with pytest.raises(ValueError, match=r"`incremental` must be True, False or 'auto'"):
         MomentumDecodingLogitsProcessor(incremental=incremental)  # type: ignore[arg-type]
+
+
+def test_auto_starts_stateless_and_builds_the_index_once_the_generation_runs_on() -> None:
+    from inertia.adapters.transformers.logits_processor import AUTO_BUILD_AFTER
+
+    auto = MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5)  # incremental="auto"
+    stateless = MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5, incremental=False)
+    generator = torch.Generator().manual_seed(11)
+    for step, (ids, scores) in enumerate(_steps(torch.randint(0, 6, (3, 80), generator=generator), 30, seed=11)):
+        assert torch.equal(auto(ids, scores), stateless(ids, scores)), step
+        built = bool(auto._local.levels._rows)
+        assert built == (step >= AUTO_BUILD_AFTER), step
+    assert auto._local.levels.rebuilds == 1

@@ -52,3 +52,21 @@ def test_padding_is_no_node_and_no_context() -> None:
 def test_bad_max_ngram_is_named(max_ngram: object) -> None:
     with pytest.raises(ValueError, match=r"`max_ngram` must be an integer in \[1, 32\]"):
         NgramIndex(max_ngram=max_ngram)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("build_after", [-1, 1.5, True])
+def test_bad_build_after_is_named(build_after: object) -> None:
+    from inertia.core.decoding.ngram_index import IncrementalLevels
+
+    with pytest.raises(ValueError, match=r"`build_after` must be an integer >= 0"):
+        IncrementalLevels(5, build_after=build_after)  # type: ignore[arg-type]
+
+
+def test_extend_builds_the_index_append_builds() -> None:
+    tokens = torch.randint(0, 4, (300,), generator=torch.Generator().manual_seed(5)).tolist()
+    bulk, one_by_one = NgramIndex(6), NgramIndex(6)
+    bulk.extend(tokens[:100])
+    bulk.extend(tokens[100:])
+    for token in tokens:
+        one_by_one.append(token)
+    assert bulk._grams == one_by_one._grams and bulk._tail == one_by_one._tail and bulk._seen == one_by_one._seen
