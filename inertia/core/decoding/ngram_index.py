@@ -81,7 +81,7 @@ class NgramIndex:
             # every window (seq[i-m], ..., seq[i]) ending at a new position i is an (m+1)-gram seen; one ending in
             # IGNORED is kept too, but no candidate equals IGNORED, so it never matches
             self._grams[m].update(zip(*(seq[first - m + k :] for k in range(m + 1)), strict=False))
-        self._tail = seq[len(seq) - (self.max_ngram - 1) :] if self.max_ngram > 1 else []
+        self._tail = seq[max(0, len(seq) - (self.max_ngram - 1)) :] if self.max_ngram > 1 else []
         self.length += len(new)
 
     def levels(self, candidates: Sequence[int]) -> list[int]:
