@@ -299,11 +299,11 @@ class IncrementalPenalty:
             self._rows = []
             return apply_momentum_penalty(input_ids, scores, self.penalties, pad_token_id, prompt_mask)
         if continues and self._rows:
-            for row, token in enumerate(input_ids[:, -1].tolist()):
+            for index, token in enumerate(input_ids[:, -1].tolist()):
                 # a generated token is never padding, except a pad id that continues a row made only of pads
-                leading = prompt_mask is None and self._in_leading_pad[row] and token == pad_token_id
-                self._in_leading_pad[row] = leading
-                self._rows[row].append(IGNORED if leading else token)
+                leading = prompt_mask is None and self._in_leading_pad[index] and token == pad_token_id
+                self._in_leading_pad[index] = leading
+                self._rows[index].append(IGNORED if leading else token)
         else:
             self.rebuilds += 1
             ignore = graph_padding(input_ids, pad_token_id, prompt_mask)
@@ -316,6 +316,6 @@ class IncrementalPenalty:
                 self._rows.append(row)
             self._in_leading_pad = ignore.all(dim=1).tolist()
         out = torch.empty_like(scores)
-        for row, penalty in enumerate(self._rows):
-            penalty.apply(scores[row], out=out[row])
+        for index, penalty in enumerate(self._rows):
+            penalty.apply(scores[index], out=out[index])
         return out
