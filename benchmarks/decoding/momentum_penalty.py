@@ -5,9 +5,11 @@ exactly ``--max-new-tokens`` (64) tokens (eos banned), sampled at temperature 0.
 ``--seed`` (+ the batch index), batches of ``--batch-size`` (10) left-padded prompts. Rows: plain sampling; the
 momentum penalty at each ``--alphas`` on every token (what ships); the same penalty on the top-5 tokens by logit only
 (the alternative not shipped, :class:`TopKPenalty`) at the same α; momentum decoding (the paper's greedy form, α 0.2,
-k 5) for reference. Metrics (:mod:`inertia.metrics.text`): rep-2/3/4, diversity, coherence (all-MiniLM-L6-v2),
-the share of texts with a repeated 8-word sequence, and the share of sampled tokens of repetition level ≥ 3 (they
-continue a trigram already in the text, prompt included).
+k 5) for reference. Metrics (:mod:`inertia.metrics.text`): rep-2/3/4, diversity, coherence (all-MiniLM-L6-v2;
+also its difference from plain sampling's, prompt by prompt, with the standard error of that mean), the share of texts with a repeated 8-word sequence, the share of sampled tokens of repetition level ≥ 3 (they
+continue a trigram already in the text, prompt included), and, without sampling noise, the probability that the
+sampler would draw a level-≥3 token, teacher-forced on plain sampling's texts (:func:`repeat_mass`): the same
+histories and logits for every variant, so it compares every-token with top-5-only directly.
 
 Part ``cost``: median ms of one steady-state processor call (V 49,152, α 0.2, N 5, 1 thread) after 1k, 8k and 32k
 tokens of history, batch 1 and 8, for the penalty on every token (stateless and incremental) and on the top-5 only,
@@ -43,7 +45,7 @@ from inertia.core.decoding.ngram_index import NgramIndex
 from inertia.core.decoding.penalty_index import IncrementalPenalty
 from inertia.decoders import MomentumPenaltyLogitsProcessor, momentum_decode
 
-__all__ = ["TopKPenalty", "cost_table", "main", "quality_rows", "repeat_share"]
+__all__ = ["TopKPenalty", "cost_table", "main", "quality_rows", "repeat_mass", "repeat_share"]
 
 SAMPLING = {"do_sample": True, "temperature": 0.8, "top_p": 0.95}
 
@@ -88,6 +90,40 @@ def repeat_share(prompt_ids: list[list[int]], continuations: list[list[int]], le
 
 
 @torch.no_grad()
+def repeat_mass(
+    model: Any,
+    prompt_ids: list[list[int]],
+    continuations: list[list[int]],
+    processors: dict[str, Any],
+    level: int = 3,
+) -> dict[str, float]:
+    """Teacher-forced on fixed texts (the plain-sampling row's): at every step, the probability that sampling at
+    temperature 0.8 and top-p 0.95 draws a token of repetition level ≥ ``level``, after each processor (``None``:
+    none), averaged over the steps. No sampling noise: the same histories and logits for every processor."""
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from inertia.core.decoding.momentum_penalty import token_levels
+
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(0.8), TopPLogitsWarper(0.95)])
+    sums = dict.fromkeys(processors, 0.0)
+    steps = 0
+    for prompt, new in zip(prompt_ids, continuations, strict=True):
+        ids = torch.tensor([prompt + new])
+        logits = model(ids).logits[0, len(prompt) - 1 : -1].float()  # the logits that drew each new token
+        for step in range(len(new)):
+            history = ids[:, : len(prompt) + step]
+            repeats = token_levels(history, logits.shape[-1], 5)[0] >= level
+            for name, processor in processors.items():
+                scores = logits[step : step + 1]
+                if processor is not None:
+                    scores = processor(history, scores)
+                probs = torch.softmax(warpers(history, scores), dim=-1)[0]
+                sums[name] += float(probs[repeats].sum())
+            steps += 1
+    return {name: total / max(steps, 1) for name, total in sums.items()}
+
+
+@torch.no_grad()
 def _generate(
     model: Any, tokenizer: Any, prompts: list[str], kwargs: dict[str, Any], new: int, seed: int
 ) -> tuple[list[str], list[list[int]], list[list[int]], float]:
@@ -111,6 +147,8 @@ def run_quality(model: Any, tokenizer: Any, args: argparse.Namespace, log: Any) 
     rows = quality_rows(args.alphas, tokenizer.pad_token_id)
     scorer = CoherenceScorer()
     results: dict[str, dict[str, float]] = {}
+    reference: list[float] | None = None  # the first row's per-prompt coherence
+    reference_ids: tuple[list[list[int]], list[list[int]]] | None = None  # the first row's prompts and continuations
     for name, spec in rows.items():
         kwargs = dict(spec)
         if "logits_processor" in kwargs:
@@ -125,12 +163,30 @@ def run_quality(model: Any, tokenizer: Any, args: argparse.Namespace, log: Any) 
             out, ids, given, took = _generate(model, tokenizer, batch, kwargs, args.max_new_tokens, seed)
             texts, new_ids, prompt_ids, seconds = texts + out, new_ids + ids, prompt_ids + given, seconds + took
         stats = repetition_stats(texts)
-        stats["coherence"] = round(scorer.mean(prompts, texts), 4)
+        per_prompt = scorer.score(prompts, texts)
+        stats["coherence"] = round(statistics.fmean(per_prompt), 4)
+        if reference is None:
+            reference = per_prompt
+        gaps = [mine - theirs for mine, theirs in zip(per_prompt, reference, strict=True)]
+        stats["coherence_gap"] = round(statistics.fmean(gaps), 4)  # paired with the first row, prompt by prompt
+        stats["coherence_gap_se"] = round(statistics.stdev(gaps) / len(gaps) ** 0.5, 4) if len(gaps) > 1 else 0.0
         stats["loops"] = round(loop_rate(texts, 8), 4)
         stats["repeat_l3"] = round(repeat_share(prompt_ids, new_ids), 4)
         stats["tokens_per_s"] = round(len(prompts) * args.max_new_tokens / seconds, 1)
         results[name] = stats
         log(f"{name:45s} {stats}")
+        if reference_ids is None:
+            reference_ids = (prompt_ids, new_ids)
+    assert reference_ids is not None
+    variants: dict[str, Any] = {"sampling (T 0.8, top-p 0.95)": None}
+    for alpha in args.alphas:
+        variants[f"+ momentum penalty α {alpha}, every token"] = MomentumPenaltyLogitsProcessor(
+            alpha, incremental=False
+        )
+        variants[f"+ momentum penalty α {alpha}, top-5 only"] = TopKPenalty(alpha, 5, None)
+    for name, mass in repeat_mass(model, *reference_ids, variants).items():
+        results[name]["repeat_mass_l3"] = round(mass, 5)
+        log(f"{name:45s} P(level >= 3) on the plain texts: {mass:.4%}")
     return results
 
 
@@ -182,15 +238,21 @@ def cost_table(tokenizer: Any, histories: Sequence[int], batches: Sequence[int],
     return "\n".join(lines)
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
 def quality_markdown(results: dict[str, dict[str, float]]) -> str:
     lines = [
-        "| row | rep-2 % | rep-3 % | rep-4 % | diversity | coherence | texts with a repeated 8-gram | tokens of level ≥ 3 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| row | rep-2 % | rep-3 % | rep-4 % | diversity | coherence | vs sampling, paired (± s.e.) | "
+        "texts with a repeated 8-gram | tokens of level ≥ 3 | P(level ≥ 3) on plain sampling's texts |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, s in results.items():
         lines.append(
             f"| {name} | {s['rep-2']:.2f} | {s['rep-3']:.2f} | {s['rep-4']:.2f} | {s['diversity']:.3f} | "
-            f"{s['coherence']:.3f} | {s['loops']:.0%} | {s['repeat_l3']:.1%} |"
+            f"{s['coherence']:.3f} | {s['coherence_gap']:+.3f} ± {s['coherence_gap_se']:.3f} | {s['loops']:.0%} | "
+            f"{s['repeat_l3']:.1%} | {_percent(s.get('repeat_mass_l3'))} |"
         )
     return "\n".join(lines)
 
