@@ -151,9 +151,11 @@ def test_two_generations_in_a_row_with_one_processor(model) -> None:
 
 def test_auto_and_stateless_sample_the_same_tokens(model) -> None:
     settings = {"do_sample": True, "temperature": 0.8}
-    auto = _generate(model, seed=5, new=60, logits_processor=_penalty(alpha=0.8), **settings)  # built at step 33
-    stateless = _generate(model, seed=5, new=60, logits_processor=_penalty(alpha=0.8, incremental=False), **settings)
-    assert torch.equal(auto, stateless)
+    auto = _penalty(alpha=0.8)
+    sampled = _generate(model, seed=5, new=140, logits_processor=auto, **settings)  # the rows are built at step 129
+    stateless = _penalty(alpha=0.8, incremental=False)
+    assert torch.equal(sampled, _generate(model, seed=5, new=140, logits_processor=stateless, **settings))
+    assert auto[0]._local.cache.rebuilds == 1 and len(auto[0]._local.cache._rows) == 3
 
 
 def test_threads_keep_their_own_cache() -> None:
