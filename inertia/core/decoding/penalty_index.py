@@ -1,16 +1,19 @@
-"""The momentum penalty at a cost that does not grow with the context: an index per sequence, fed token by token.
+"""The momentum penalty without a pass over the history at each step: an index per sequence, fed token by token.
 
 :func:`inertia.core.decoding.momentum_penalty.apply_momentum_penalty` finds every token's repetition level from the
-whole history at every step (O(T·N)). The penalty is sparse: a token's level is 1 once it is a node of the graph and
-2..N only if it follows the current suffix in some n-gram already seen. So one sequence needs
+whole history at every step (O(T·N)). The penalty is sparse: a token's level is 1 once it is a node of the graph, 2
+if it followed the last token h_T somewhere, and 3..N only if it also followed the last two. So one sequence needs
 
-- a dense row of penalties for "new" (α·R(0)) and "seen" (α·R(1)) tokens, updated once per new node, and
-- for every context length m = 1..N−1, the tokens that followed each m-token context: the
-  :class:`~inertia.core.decoding.ngram_index.NgramIndex` keyed by context (:class:`NgramSuccessors`), so that the
-  successors of the current suffix can be listed rather than only tested.
+- a dense row of penalties for "new" (α·R(0)) and "seen" (α·R(1)) tokens, updated once per new node,
+- the tokens that followed each token and each pair of tokens, and the
+  :class:`~inertia.core.decoding.ngram_index.NgramIndex` for the exact level of the few that followed the last pair
+  (:class:`NgramSuccessors`).
 
-A step then costs one pass over the vocabulary and O(N + successors of the suffix) look-ups, whatever T is, and
-gives exactly the stateless scores, padding included (positions outside the graph are kept as
+A step then costs one pass over the vocabulary, one indexed write of the successors of h_T (a tensor cached per
+token) and a few look-ups for the successors of the last pair. That does not scan the history; it grows only with
+the number of distinct tokens that have followed h_T (bounded by V), which is why a frequent last token costs a
+little more in a long text (docs/methods/momentum-decoding.md has the measurement). The scores are exactly the
+stateless ones, padding included (positions outside the graph are kept as
 :data:`~inertia.core.decoding.ngram_index.IGNORED`).
 
 Per request, an engine keeps one :class:`MomentumPenaltyRow` (feed it the tokens, apply it to the logits row); a
