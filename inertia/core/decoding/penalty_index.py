@@ -203,8 +203,9 @@ class MomentumPenaltyRow:
         """``scores − α·R(l(v))`` for every token, as ``apply_momentum_penalty`` on this sequence (eq. (4)).
 
         Args:
-            scores: ``[V]`` logits of this sequence's next token; not modified.
-            out: optional ``[V]`` tensor of ``scores.dtype`` to write into (e.g. a row of a batch).
+            scores: ``[V]`` logits of this sequence's next token; not modified unless it is ``out``.
+            out: optional ``[V]`` tensor of ``scores.dtype`` to write into (a row of a batch, or ``scores`` itself
+                to penalise in place, as an engine's logits processor may).
 
         Returns:
             ``out`` (or a new tensor) in ``scores.dtype``.
@@ -216,20 +217,26 @@ class MomentumPenaltyRow:
         base = self._base_for(scores, work)
         if out is None:
             out = torch.empty_like(scores)
-        if work == scores.dtype:
-            torch.sub(scores, base, out=out)
-        else:
-            out.copy_(scores.to(work) - base)  # the stateless path's arithmetic: float32, then back
+        elif self._infinite and out.data_ptr() == scores.data_ptr():
+            scores = scores.clone()  # the fallback below needs the unpenalised row
+        # the tokens of level >= 2, with their penalised scores, read before `out` (maybe `scores`) is written
+        writes: list[tuple[torch.Tensor, torch.Tensor]] = []
         last = self.index.last
         if self.index.max_ngram >= 2 and last is not None:
-            second = self._following_tensor(last, vocab, scores.device)  # level 2 (or more, written below)
+            second = self._following_tensor(last, vocab, scores.device)  # level 2 (or more, written after)
             if second.numel():
-                out[second] = (scores[second].to(work) - self.penalties[2]).to(scores.dtype)
+                writes.append((second, (scores[second].to(work) - self.penalties[2]).to(scores.dtype)))
             above = {t: lvl for t, lvl in self.index.above_bigram().items() if 0 <= t < vocab}
             if above:
                 tokens = torch.tensor(list(above), dtype=torch.long, device=scores.device)
                 charge = torch.tensor([self.penalties[lvl] for lvl in above.values()], dtype=work, device=out.device)
-                out[tokens] = (scores[tokens].to(work) - charge).to(scores.dtype)
+                writes.append((tokens, (scores[tokens].to(work) - charge).to(scores.dtype)))
+        if work == scores.dtype:
+            torch.sub(scores, base, out=out)
+        else:
+            out.copy_(scores.to(work) - base)  # the stateless path's arithmetic: float32, then back
+        for tokens, values in writes:
+            out[tokens] = values
         if self._infinite:
             out.copy_(keep_one_token(scores.unsqueeze(0), out.unsqueeze(0))[0])
         return out

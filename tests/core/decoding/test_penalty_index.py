@@ -135,6 +135,27 @@ def test_a_row_fed_in_chunks_equals_the_stateless_penalty_of_its_sequence() -> N
     assert row.length == len(sequence) == fed
 
 
+@pytest.mark.parametrize("resistance", ["default", "ngram_block"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_row_can_penalise_the_logits_in_place(resistance: str, dtype: torch.dtype) -> None:
+    # An engine may hand its logits row as `out`: the level-2+ scores must be read before they are overwritten.
+    generator = torch.Generator().manual_seed(16)
+    table = momentum_penalty_table(0.5, resistance)
+    sequence = torch.randint(0, 5, (80,), generator=generator).tolist()
+    row = MomentumPenaltyRow(table)
+    row.extend(sequence[:20])
+    for position in range(20, 80):
+        scores = (torch.randn(VOCAB, generator=generator) * 2).to(dtype)
+        scores[torch.randint(0, VOCAB, (30,), generator=generator)] = -math.inf
+        expected = row.apply(scores)
+        logits = scores.clone()
+        assert row.apply(logits, out=logits) is logits and torch.equal(logits, expected), position
+        assert torch.equal(
+            expected, apply_momentum_penalty(torch.tensor([sequence[:position]]), scores[None], table)[0]
+        )
+        row.append(sequence[position])
+
+
 def test_successor_levels_are_every_token_of_level_two_or_more() -> None:
     generator = torch.Generator().manual_seed(15)
     for max_ngram in (1, 2, 3, 5, 8):
