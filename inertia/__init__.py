@@ -1,7 +1,7 @@
 """inertia: momentum-based sampling, guidance and decoding for diffusers and transformers.
 
 Subpackages: `inertia.samplers` (HB/GHVB schedulers), `inertia.guidance` (APG, HiGS), `inertia.attention` (momentum
-attention), `inertia.decoders` (momentum decoding, contrastive search), `inertia.metrics`, `inertia.core.diffusion`
+attention), `inertia.decoders` (momentum decoding and its sampling penalty, contrastive search), `inertia.metrics`, `inertia.core.diffusion`
 (VP/EDM/FDM preconditioning and loss), `inertia.models`, `inertia.training` (digits data set, training recipe),
 `inertia.pipelines` (loaders, presets), `inertia.ui`, `inertia.cli`. The main classes are also importable from here,
 lazily, so that ``import inertia`` stays light.
@@ -34,6 +34,8 @@ _LAZY = {
     "remove_momentum_attention": "inertia.attention",
     "MomentumDecodingLogitsProcessor": "inertia.decoders",
     "momentum_decode": "inertia.decoders",
+    "MomentumPenaltyLogitsProcessor": "inertia.decoders",
+    "momentum_sample": "inertia.decoders",
     "contrastive_search": "inertia.decoders",
     "load_image_pipeline": "inertia.pipelines",
     "load_text_model": "inertia.pipelines",

@@ -70,3 +70,14 @@ def test_extend_builds_the_index_append_builds() -> None:
     for token in tokens:
         one_by_one.append(token)
     assert bulk._grams == one_by_one._grams and bulk._tail == one_by_one._tail and bulk._seen == one_by_one._seen
+
+
+@pytest.mark.parametrize("max_ngram", [3, 5, 8])
+def test_extend_in_short_chunks_keeps_the_whole_tail(max_ngram: int) -> None:
+    # A sequence shorter than N - 1 keeps all its tokens as the context of the next look-up.
+    tokens = torch.randint(0, 3, (60,), generator=torch.Generator().manual_seed(max_ngram)).tolist()
+    chunked = NgramIndex(max_ngram)
+    for position, token in enumerate(tokens):
+        chunked.extend([token])
+        expected = _stateless(tokens[: position + 1], [0, 1, 2, 3], max_ngram, padding=0)
+        assert chunked.levels([0, 1, 2, 3]) == expected, position
