@@ -1,0 +1,66 @@
+"""The sampling study's harness: rows, tuning rule, resumable store, front, and (with llama.cpp) its generator."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from benchmarks.decoding.sampling_study import SampleStore
+from benchmarks.decoding.sampling_study_grid import ROWS, Row, tuned_rows
+from benchmarks.decoding.sampling_study_report import pareto_front
+
+HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+
+
+def test_pareto_front_keeps_only_undominated_rows() -> None:
+    points = {"a": (0.9, 0.40), "b": (0.8, 0.45), "c": (0.7, 0.40), "d": (0.9, 0.40)}
+    assert pareto_front(points) == ["a", "b", "d"]  # equal points do not dominate each other; c is dominated
+
+
+def test_tuned_rows_skip_settings_equal_to_a_fixed_row() -> None:
+    assert tuned_rows(None) == ()
+    rows = tuned_rows({"dry": [0.8, 1.75, 2], "momentum_penalty": 1.0})  # DRY's tuned setting is the default one
+    assert [row.name for row in rows] == ["momentum penalty tuned 1.0"]
+    assert rows[0].momentum_penalty == 1.0 and rows[0].seeded
+
+
+def test_rows_are_distinct_and_only_momentum_decoding_is_greedy() -> None:
+    assert len({row.name for row in ROWS}) == len(ROWS)
+    assert [row.name for row in ROWS if row.greedy] == ["momentum decoding (greedy, 0.2, 5)"]
+
+
+def test_store_resumes_from_its_file(tmp_path) -> None:
+    path = tmp_path / "samples.jsonl"
+    store = SampleStore(path)
+    item = {
+        "stage": "report",
+        "row": "sampling",
+        "seed": 0,
+        "set": "news",
+        "index": 3,
+        "prompt": "p",
+        "text": "t",
+        "new_tokens": 4,
+        "seconds": 0.1,
+    }
+    store.add(item)
+    again = SampleStore(path)
+    assert again.has("report", "sampling", 0, "news", 3)
+    assert not again.has("report", "sampling", 1, "news", 3)
+    assert again.select("report", "sampling", 0, "news") == [item]
+
+
+@pytest.mark.skipif(not HAS_LLAMA, reason='llama.cpp is not installed (pip install "inertia[llama]")')
+def test_engine_is_seeded_and_a_zero_penalty_is_plain_sampling() -> None:
+    from benchmarks.decoding.sampling_study_engine import LlamaStudyEngine
+    from inertia.pipelines.text import smollm2_gguf_path
+
+    engine = LlamaStudyEngine(str(smollm2_gguf_path()), threads=1, n_ctx=128)
+    prompt = "The river rose overnight and"
+    plain = engine.generate(prompt, ROWS[0], seed=7, max_new_tokens=8)
+    again = engine.generate(prompt, ROWS[0], seed=7, max_new_tokens=8)
+    zero = engine.generate(prompt, Row("momentum penalty 0", momentum_penalty=0.0), seed=7, max_new_tokens=8)
+    assert len(plain["tokens"]) == 8
+    assert again["tokens"] == plain["tokens"]  # nothing leaks from one call to the next
+    assert zero["tokens"] == plain["tokens"]  # α = 0 is plain sampling, token for token
