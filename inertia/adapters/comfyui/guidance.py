@@ -195,6 +195,8 @@ class APGNode:
         if threshold < 0:
             raise ValueError(f"`norm_threshold` must be >= 0 (0 disables clipping), got {norm_threshold!r}.")
         low, high = check_real("sigma_low", sigma_low), check_real("sigma_high", sigma_high)
+        if high < 0:
+            raise ValueError(f"`sigma_high` must be >= 0 (0 means no σ limit), got {sigma_high!r}.")
         if high != 0.0 and not 0.0 <= low <= high:
             raise ValueError(
                 f"`sigma_low` must be in [0, sigma_high] = [0, {high}] (the interval ends before it starts), "
@@ -262,6 +264,8 @@ class HiGSNode:
     ) -> HiGS:
         """The checked :class:`~inertia.core.guidance.config.HiGS`; errors name the node's inputs."""
         cut = check_real("cutoff", cutoff)
+        if cut < 0:
+            raise ValueError(f"`cutoff` must be in [0, √2] (0 = no high-pass filter), got {cutoff!r}.")
         return HiGS(
             weight=weight,
             ema=ema,

@@ -15,14 +15,15 @@ from inertia.adapters.comfyui.samplers import DPMSamplerNode, PLMSSamplerNode, S
 __all__ = ["SAMPLER_NODES", "node_mappings"]
 
 SAMPLER_NODES = {
-    # node id: (sampler name in the k-diffusion table, node base, display name)
-    "InertiaHBDPMPP2M": ("hb_dpmpp_2m", DPMSamplerNode, "HB-DPM++ 2M sampler (inertia)"),
-    "InertiaHBDPMPP3M": ("hb_dpmpp_3m", DPMSamplerNode, "HB-DPM++ 3M sampler (inertia)"),
-    "InertiaHBPLMS": ("hb", PLMSSamplerNode, "HB (PLMS) sampler (inertia)"),
-    "InertiaGHVBPLMS": ("ghvb", PLMSSamplerNode, "GHVB (PLMS) sampler (inertia)"),
-    "InertiaNTPLMS": ("nt", PLMSSamplerNode, "NT (PLMS) sampler (inertia)"),
+    # node id: (sampler name in the k-diffusion table, node base, display name, ComfyUI's sampler at β = 1)
+    "InertiaHBDPMPP2M": ("hb_dpmpp_2m", DPMSamplerNode, "HB-DPM++ 2M sampler (inertia)", "dpmpp_2m"),
+    "InertiaHBDPMPP3M": ("hb_dpmpp_3m", DPMSamplerNode, "HB-DPM++ 3M sampler (inertia)", None),
+    "InertiaHBPLMS": ("hb", PLMSSamplerNode, "HB (PLMS) sampler (inertia)", None),
+    "InertiaGHVBPLMS": ("ghvb", PLMSSamplerNode, "GHVB (PLMS) sampler (inertia)", None),
+    "InertiaNTPLMS": ("nt", PLMSSamplerNode, "NT (PLMS) sampler (inertia)", None),
 }
-"""The SAMPLER nodes: their ComfyUI ids, the sampler function each wraps, and their menu names."""
+"""The SAMPLER nodes: their ComfyUI ids, the sampler function each wraps, their menu names and the ComfyUI sampler
+each equals at β = 1 (handed over as it is: ComfyUI 0.3.75 has no deterministic plain 3M, and no PLMS)."""
 
 
 def node_mappings(samplers: Mapping[str, SamplerFunction]) -> tuple[dict[str, type], dict[str, str]]:
@@ -41,13 +42,15 @@ def node_mappings(samplers: Mapping[str, SamplerFunction]) -> tuple[dict[str, ty
         >>> sorted(classes)[:3]
         ['InertiaAPG', 'InertiaGHVBPLMS', 'InertiaHBDPMPP2M']
     """
-    missing = sorted({name for name, _, _ in SAMPLER_NODES.values()} - set(samplers))
+    missing = sorted({name for name, *_ in SAMPLER_NODES.values()} - set(samplers))
     if missing:
         raise ValueError(f"`samplers` must hold the sampler functions {missing}, got {sorted(samplers)}.")
     classes: dict[str, type] = {}
     names: dict[str, str] = {}
-    for node_id, (name, base, display) in SAMPLER_NODES.items():
+    for node_id, (name, base, display, stock) in SAMPLER_NODES.items():
         attributes: dict[str, Any] = {"FUNCTION_IMPL": staticmethod(samplers[name]), "__module__": __name__}
+        if stock is not None:
+            attributes["STOCK_AT_BETA_1"] = stock
         classes[node_id] = type(node_id, (base,), attributes)
         names[node_id] = display
     classes["InertiaAPG"], names["InertiaAPG"] = APGNode, "APG, Algorithm 1 (inertia)"

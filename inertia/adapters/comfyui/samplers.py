@@ -56,11 +56,19 @@ def _ksampler(function: SamplerFunction, options: dict[str, Any]) -> Any:
     return KSAMPLER(function, extra_options=options)
 
 
+def _stock(name: str) -> Any:
+    from comfy.samplers import ksampler
+
+    return ksampler(name)  # the very object KSampler's and KSamplerSelect's sampler list give
+
+
 class DPMSamplerNode:
     """Heavy-ball DPM-Solver++ (2M or 3M) as a SAMPLER: β damps the solver's data-prediction combination.
 
-    β = 1 is ComfyUI's own ``dpmpp_2m`` (bit for bit for 2M). ``beta_schedule`` (optional) gives one β per step
-    (``len(sigmas) - 1`` numbers; the length is checked when sampling starts, before the first model call).
+    At β = 1 with no schedule the 2M node returns ComfyUI's own ``dpmpp_2m`` sampler (``STOCK_AT_BETA_1``): the
+    same method, so its default is ComfyUI's sampler bit for bit, not a re-implementation equal to rounding.
+    ``beta_schedule`` (optional) gives one β per step (``len(sigmas) - 1`` numbers; the length is checked when
+    sampling starts, before the first model call).
 
     Example:
         >>> from inertia.k_diffusion import sample_hb_dpmpp_2m
@@ -70,6 +78,8 @@ class DPMSamplerNode:
     """
 
     FUNCTION_IMPL: ClassVar[SamplerFunction]
+    STOCK_AT_BETA_1: ClassVar[str | None] = None
+    """ComfyUI's sampler name that this method is at β = 1 (``"dpmpp_2m"`` for 2M), or None."""
     RETURN_TYPES = ("SAMPLER",)
     FUNCTION = "get_sampler"
     CATEGORY = CATEGORY
@@ -101,8 +111,12 @@ class DPMSamplerNode:
         return {"beta": beta if schedule is None else schedule}
 
     def get_sampler(self, beta: float, beta_schedule: str = "") -> tuple[Any]:
-        """The node's output: ``(KSAMPLER,)``."""
-        return (_ksampler(type(self).FUNCTION_IMPL, self.options(beta, beta_schedule)),)
+        """The node's output: ``(KSAMPLER,)``; ComfyUI's own sampler when β = 1 makes the method its stock one."""
+        options = self.options(beta, beta_schedule)
+        stock = type(self).STOCK_AT_BETA_1
+        if stock is not None and options["beta"] == 1.0:
+            return (_stock(stock),)
+        return (_ksampler(type(self).FUNCTION_IMPL, options),)
 
 
 class PLMSSamplerNode:

@@ -32,9 +32,12 @@ def test_plms_beta_and_order(node_id: str) -> None:
             CLASSES[node_id]().get_sampler(order=order, beta=0.8)
 
 
-def test_beta_schedule_entries() -> None:
+@pytest.mark.parametrize("node_id", ["InertiaHBDPMPP2M", "InertiaHBDPMPP3M"])
+def test_beta_schedule_entries(node_id: str) -> None:
     with pytest.raises(ValueError, match=r"`beta_schedule\[1\]` must be a number in \(0, 1\]"):
-        CLASSES["InertiaHBDPMPP2M"]().get_sampler(beta=0.8, beta_schedule="0.8, 0")
+        CLASSES[node_id]().get_sampler(beta=0.8, beta_schedule="0.8, 0")
+    with pytest.raises(ValueError, match=r"`beta` must be a number in \(0, 1\]"):  # checked before the β = 1 hand-over
+        CLASSES[node_id]().get_sampler(beta=0.0, beta_schedule="")
     with pytest.raises(ValueError, match="`beta_schedule` must hold numbers in"):
         parse_beta_schedule("0.8, high")
 
@@ -45,6 +48,8 @@ def test_beta_schedule_entries() -> None:
         ({"start": 0.6, "stop": 0.4}, r"`stop` must be in \[start, 1\] = \[0.6, 1.0\], got 0.4"),
         ({"sigma_low": 5.0, "sigma_high": 2.0}, r"`sigma_low` must be in \[0, sigma_high\] = \[0, 2.0\]"),
         ({"sigma_low": 1.0}, r"`sigma_low` needs `sigma_high` > 0"),
+        ({"sigma_high": -1.0}, r"`sigma_high` must be >= 0 \(0 means no σ limit\), got -1.0"),
+        ({"start": -0.1}, r"`start` must be in \[0.0, 1.0\], got -0.1"),
         ({"eta": 1.5}, r"`eta` must be"),
         ({"momentum": 1.0}, r"`momentum` must be"),
         ({"norm_threshold": -1.0}, r"`norm_threshold` must be >= 0"),
@@ -62,6 +67,9 @@ def test_apg_inputs(change: dict[str, float], message: str) -> None:
         ({"weight": -1.0}, r"`weight` must be finite and >= 0"),
         ({"ema": 0.0}, r"`ema` must be"),
         ({"time_mode": "steps"}, r"`time_mode` must be"),
+        ({"cutoff": -0.1}, r"`cutoff` must be in \[0, √2\] \(0 = no high-pass filter\), got -0.1"),
+        ({"cutoff": 2.0}, r"`cutoff` must be in \[0.0, 1.414"),
+        ({"sharpness": 0.0}, r"`sharpness` must be finite and > 0"),
     ],
 )
 def test_higs_inputs(change: dict[str, object], message: str) -> None:
