@@ -63,7 +63,12 @@ def score_rows(
         groups.setdefault(row_settings, []).append(i)
     vocab = logits.shape[-1]
     for group_settings, members in groups.items():
-        index = torch.tensor([rows[i] for i in members], dtype=torch.long, device=logits.device)
+        picked = [rows[i] for i in members]
+        index: slice | torch.Tensor
+        if picked == list(range(picked[0], picked[0] + len(picked))):  # consecutive rows: a view, no gather
+            index = slice(picked[0], picked[0] + len(picked))
+        else:
+            index = torch.tensor(picked, dtype=torch.long, device=logits.device)
         row_levels = [levels[i] for i in members]
 
         def levels_of(
