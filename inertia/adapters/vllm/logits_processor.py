@@ -99,12 +99,13 @@ class MomentumDecodingProcessor:
     _engines: ClassVar[dict[int, weakref.ref[MomentumDecodingProcessor]]] = {}  # id(vllm_config) -> first instance
 
     def __init__(self, vllm_config: Any, req_states: Any = None, is_pin_memory: bool | None = None) -> None:
-        self._v2 = req_states is not None and hasattr(req_states, "all_token_ids")
-        self._req_states = req_states if self._v2 else None
+        self._req_states = req_states if hasattr(req_states, "all_token_ids") else None  # V2 only
         self._requests: dict[int, _Request] = {}  # V2: by slot; V1: by persistent-batch row
         self._warned = False
+        self._vllm_config = vllm_config  # kept alive with the instance, so its id is not reused for another engine
         owner = self._engines.get(id(vllm_config))
-        self._stand_aside = owner is not None and owner() is not None and owner() is not self
+        first = owner() if owner is not None else None
+        self._stand_aside = first is not None and first is not self
         if not self._stand_aside:
             self._engines[id(vllm_config)] = weakref.ref(self)
 
