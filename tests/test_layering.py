@@ -38,9 +38,10 @@ PUBLIC = ("samplers", "guidance", "attention", "decoders", "k_diffusion")
 BASE = ("_lazy",)
 """Standard-library helpers every layer may use (lazy attributes, module aliases)."""
 
-HOSTS = {"diffusers", "transformers", "accelerate", "gradio", "comfy"}
+HOSTS = {"diffusers", "transformers", "accelerate", "gradio", "comfy", "vllm"}
 """Host libraries: no core module may load one. ``comfy`` is ComfyUI's package: only ``inertia.adapters.comfyui``
-imports it, inside the node methods that run in ComfyUI."""
+imports it, inside the node methods that run in ComfyUI. ``vllm`` lives in an environment of its own: only
+``inertia.adapters.vllm`` imports it, when vLLM asks for the processor class."""
 
 
 def module_name(path: Path) -> str:
@@ -250,15 +251,16 @@ def test_every_diffusers_private_name_is_in_one_module() -> None:
     assert not bad, "\n".join(bad)
 
 
-def test_only_the_comfyui_adapter_imports_comfyui() -> None:
+@pytest.mark.parametrize(("host", "adapter"), [("comfy", "adapters.comfyui"), ("vllm", "adapters.vllm")])
+def test_only_its_adapter_imports_a_host_with_an_environment_of_its_own(host: str, adapter: str) -> None:
     bad = []
     for path in source_files():
-        if unit_of(module_name(path)) == "adapters.comfyui":
+        if unit_of(module_name(path)) == adapter:
             continue
         bad += [
-            f"{module_name(path)}:{line}" for target, line in imported_modules(path) if target.split(".")[0] == "comfy"
+            f"{module_name(path)}:{line}" for target, line in imported_modules(path) if target.split(".")[0] == host
         ]
-    assert not bad, f"ComfyUI imported outside inertia.adapters.comfyui: {bad}"
+    assert not bad, f"{host} imported outside inertia.{adapter}: {bad}"
 
 
 def test_no_private_name_is_imported_across_modules() -> None:
@@ -291,6 +293,8 @@ def test_importing_every_core_module_loads_no_host_library() -> None:
         ("from inertia.attention import MomentumAttention, LMMomentumAttention", HOSTS),
         ("import inertia.cli", HOSTS | {"torch"}),
         ("import inertia.adapters.comfyui", HOSTS),
+        ("import inertia.adapters.vllm", HOSTS | {"torch"}),
+        ("from inertia.adapters.vllm.logits_processor import build_processor_class", HOSTS),
     ],
 )
 def test_light_imports_stay_light(statement: str, forbidden: set[str]) -> None:
