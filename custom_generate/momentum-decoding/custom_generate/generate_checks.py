@@ -2,8 +2,10 @@
 """The generation-config checks and ``generate`` conventions shared by our ``custom_generate`` callables.
 
 :func:`check_greedy_generation_config` refuses a config that selects anything but greedy search (with contrastive
-search allowed where asked); :func:`cache_argument` and :func:`pad_token_id_of` read what ``generate`` prepared.
-Both decoding methods import this module and nothing of each other.
+search allowed where asked), :func:`check_single_sequence_config` anything but greedy search or plain sampling;
+:func:`insert_before_warpers` puts a processor where ``generate`` puts the user's ones (before the sampling
+warpers); :func:`cache_argument` and :func:`pad_token_id_of` read what ``generate`` prepared. The decoding methods
+import this module and nothing of each other.
 
 Example:
     >>> from transformers import GenerationConfig
@@ -17,10 +19,28 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from transformers import GenerationConfig
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers.generation import logits_process
 from transformers.generation.configuration_utils import GenerationMode
 
-__all__ = ["cache_argument", "check_greedy_generation_config", "pad_token_id_of"]
+__all__ = [
+    "TAIL_PROCESSORS",
+    "cache_argument",
+    "check_greedy_generation_config",
+    "check_single_sequence_config",
+    "insert_before_warpers",
+    "pad_token_id_of",
+]
+
+TAIL_PROCESSORS: tuple[type, ...] = tuple(
+    cls
+    for name, cls in vars(logits_process).items()
+    if isinstance(cls, type)
+    and issubclass(cls, LogitsProcessor)
+    and (name.endswith("LogitsWarper") or "Watermark" in name or name == "LogitNormalization")
+)
+"""What ``generate`` appends after the user's ``logits_processor`` list: the sampling warpers (temperature, top-k,
+top-p, min-p, typical, epsilon, eta, top-h), the watermark processors and ``LogitNormalization``."""
 
 
 def check_greedy_generation_config(
@@ -56,6 +76,36 @@ def check_greedy_generation_config(
             GenerationMode.CONSTRAINED_BEAM_SEARCH: " (remove `constraints`/`force_words_ids`)",
         }.get(mode, "")
         raise ValueError(f"{method} supports greedy decoding only, but the generation config selects `{mode}`{hint}.")
+
+
+def check_single_sequence_config(generation_config: GenerationConfig, method: str) -> None:
+    """Raises ``ValueError`` unless the config selects greedy search or multinomial sampling with one beam (what
+    ``GenerationMixin._sample`` runs).
+
+    Args:
+        generation_config: the config ``generate`` prepared.
+        method: the decoder's name, for the message.
+    """
+    num_beams = generation_config.num_beams if generation_config.num_beams is not None else 1
+    if num_beams != 1:
+        raise ValueError(
+            f"{method} runs greedy search or sampling with a single beam but got `num_beams={num_beams}`; pass "
+            "`num_beams=1`, or pass the logits processor to plain `generate` for beam search."
+        )
+    mode = generation_config.get_generation_mode()
+    if mode not in (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE):
+        raise ValueError(
+            f"{method} supports greedy search and sampling only, but the generation config selects `{mode}` (remove "
+            "`penalty_alpha`/`dola_layers`/`prompt_lookup_num_tokens`/`assistant_early_exit`/`use_mtp`)."
+        )
+
+
+def insert_before_warpers(processors: LogitsProcessorList, processor: LogitsProcessor) -> LogitsProcessorList:
+    """A new list with ``processor`` right before the first of :data:`TAIL_PROCESSORS` (at the end if none): where
+    ``generate`` places a processor passed as ``logits_processor=``, after the config-driven ones."""
+    items = list(processors)
+    at = next((i for i, existing in enumerate(items) if isinstance(existing, TAIL_PROCESSORS)), len(items))
+    return LogitsProcessorList([*items[:at], processor, *items[at:]])
 
 
 def cache_argument(model: Any) -> str:

@@ -82,19 +82,26 @@ class NgramIndex:
             # every window (seq[i-m], ..., seq[i]) ending at a new position i is an (m+1)-gram seen; one ending in
             # IGNORED is kept too, but no candidate equals IGNORED, so it never matches
             self._grams[m].update(zip(*(seq[first - m + k :] for k in range(m + 1)), strict=False))
-        self._tail = seq[len(seq) - (self.max_ngram - 1) :] if self.max_ngram > 1 else []
+        self._tail = seq[max(0, len(seq) - (self.max_ngram - 1)) :] if self.max_ngram > 1 else []
         self.length += len(new)
 
     def levels(self, candidates: Sequence[int]) -> list[int]:
         """l(v) for every candidate: 0 for a token never seen, else the largest n in 2..N such that the current
         (n−1)-token suffix was already followed by v, else 1."""
+        tail = self._tail
+        # the current (n−1)-token suffix and the n-grams seen, for n = 2..N (built once, not per candidate)
+        contexts = [
+            (n, tuple(tail[len(tail) - (n - 1) :]), self._grams[n - 1])
+            for n in range(2, min(self.max_ngram, len(tail) + 1) + 1)
+        ]
         out = []
         for v in candidates:
             level = 1 if v in self._seen else 0
             if level:
-                for n in range(2, min(self.max_ngram, len(self._tail) + 1) + 1):
-                    if (*self._tail[len(self._tail) - (n - 1) :], v) in self._grams[n - 1]:
-                        level = n  # nested in n: the longest matching context wins
+                for n, context, grams in contexts:
+                    if (*context, v) not in grams:
+                        break  # nested in n: an n-gram seen means every shorter one ending at v was seen
+                    level = n
             out.append(level)
         return out
 
