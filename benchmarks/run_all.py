@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.run_all [--device cpu|cuda] [--quick] [--only samplers,guidance] [--out benchmarks/out]
 
 ``--device`` is passed to the suites that time a device (overhead, guidance, attention, ui); the sampler benchmark's cost
-is its tiny exact denoiser and the decoding benchmark measures the CPU protocol of BENCHMARKS.md §6, so both run on
+is its tiny exact denoiser and the decoding benchmark measures the CPU protocol of docs/benchmarks/decoding.md §6, so both run on
 the CPU. The full run takes hours on a 2-core CPU (decoding alone about 2 h, guidance about 1 h); ``--quick`` runs
 every suite at smoke-test sizes in a few minutes. Exits non-zero if any suite fails, after running the others.
 """

@@ -1,4 +1,4 @@
-"""Momentum attention benchmarks (BENCHMARKS.md §5, §8, §13): UNets, language models and the cache peers.
+"""Momentum attention benchmarks (docs/benchmarks: §5, §8, §13): UNets, language models and the cache peers.
 
 * :mod:`~benchmarks.attention.unet_attention`: §5, speed on an SD1.5-sized UNet and quality on the digits model, vs
   FasterCache's rule: what it compares (:mod:`~benchmarks.attention.unet_attention_grid`), the speed

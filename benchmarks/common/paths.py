@@ -16,4 +16,4 @@ FIGURE_DIR = REPO_ROOT / "docs" / "figures"
 """The committed figures of BENCHMARKS.md and the documentation site."""
 DIGITS16_DIR = REPO_ROOT / "tests" / "fixtures" / "digits16"
 """The 16x16 digits model: no longer shipped (the 32x32 one is), kept as the test suite's fixture, and the trained
-network of the sampler study's transfer check (BENCHMARKS.md §14)."""
+network of the sampler study's transfer check (docs/benchmarks/samplers-vs-peers.md §14)."""

@@ -1,4 +1,4 @@
-"""Decoding benchmarks (BENCHMARKS.md §6, §10) on the embedded SmolLM2-135M, offline.
+"""Decoding benchmarks (docs/benchmarks/decoding.md §6, §10) on the embedded SmolLM2-135M, offline.
 
 * :mod:`~benchmarks.decoding.momentum_decoding`: §6, quality and speed of seven decoding methods on our prompt set
   (:mod:`benchmarks.common.prompt_sets`).

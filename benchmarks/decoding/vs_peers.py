@@ -207,7 +207,7 @@ def run_tuning(
 ) -> dict[str, Any]:
     """Greedy and every :data:`TUNE_GRID` setting on the tuning articles (never reported); the pick is the most
     diverse setting with coherence >= 0.95x greedy's (MAUVE is reported too, but at this size it does not separate
-    the rows: see BENCHMARKS.md §10)."""
+    the rows: see docs/benchmarks/decoding.md §10)."""
     from inertia.metrics.text import CoherenceScorer
 
     _, tuning = split_lee(

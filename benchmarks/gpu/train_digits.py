@@ -1,6 +1,6 @@
 """One-command training run of the 32x32 digits model for a session with a GPU lent, scored at the headline protocol.
 
-The embedded model's FD-digits target (BENCHMARKS.md §9: at most 2.5x the real-halves FD at guidance 3) needs more
+The embedded model's FD-digits target (docs/benchmarks/embedded-models.md §9: at most 2.5x the real-halves FD at guidance 3) needs more
 training than a 2-core CPU gives in a session; a GPU gives it in minutes. This script fits a whole run into a fixed
 wall-clock budget, so it can go to a lent machine as one command (docs/gpu.md), with a learning rate that still
 anneals to 0 at the end:

@@ -1,4 +1,4 @@
-"""Guidance benchmarks (BENCHMARKS.md §4, §11) on the embedded digits models.
+"""Guidance benchmarks (docs/benchmarks/guidance.md §4, §11) on the embedded digits models.
 
 * :mod:`~benchmarks.guidance.apg_higs`: §4, CFG vs APG vs HiGS vs APG+HiGS on the 16x16 digits model (what it runs:
   :mod:`~benchmarks.guidance.apg_higs_grid`; its tables and picture grid: :mod:`~benchmarks.guidance.apg_higs_report`;

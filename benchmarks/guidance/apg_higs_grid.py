@@ -12,7 +12,7 @@ Hyperparameters, chosen on the tuning seeds (``--tune``, seed 1) before the repo
   resolution-robust rule (same per-element RMS bound, r·√(N/N_SDXL)) maps SDXL's r to 1.62 and the paper's ablated
   EDM2 value (r = 2.5 on 4x64x64) to 0.54. A halving sweep at the target w = 15 (NFE 10 and 20) picked r = 0.2: the
   lowest FD among the values keeping accuracy >= CFG's and saturation within 10% of real (r = 0.1 loses accuracy).
-  r is tied to the operating w: at w <= 7.5 this r under-guides (lower accuracy than CFG), see BENCHMARKS.md §4.
+  r is tied to the operating w: at w <= 7.5 this r under-guides (lower accuracy than CFG), see docs/benchmarks/guidance.md §4.
 - HiGS: the paper's defaults (α 0.75, t_min 0.4, t_max 1, η 0, R_c 0.05, λ 50) and w_h = 1.75 (the paper's SDXL/SD3
   value and the library default). No swept w_h was best at every w (larger w_h helps more at w <= 3 and hurts more at
   w >= 15; 1.0, our suggestion for multistep solvers, helps less where HiGS helps), so the default stays.

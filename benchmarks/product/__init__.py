@@ -1,4 +1,4 @@
-"""What a user of the product meets (BENCHMARKS.md §7, §9): the demos, response times, the embedded models.
+"""What a user of the product meets (docs/benchmarks: §7, §9): the demos, response times, the embedded models.
 
 * :mod:`~benchmarks.product.response_times`: §7, how long the demo and the CLI take on the embedded models.
 * :mod:`~benchmarks.product.embedded_model`: §9, scores an embedded digits model (``report``,

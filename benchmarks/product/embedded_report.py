@@ -2,7 +2,7 @@
 
 The headline (stock DPM-Solver++(2M), w 3), high guidance (w 15: CFG vs the ``apg`` preset), every preset vs stock at
 w 3 and at the UI defaults, the picture grid and the speed; :func:`report_markdown` renders the tables for
-BENCHMARKS.md §9, each target marked met / not met.
+docs/benchmarks/embedded-models.md §9, each target marked met / not met.
 """
 
 from __future__ import annotations

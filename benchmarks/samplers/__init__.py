@@ -1,4 +1,4 @@
-"""Sampler benchmarks (BENCHMARKS.md §1, §2, §12, §14): accuracy on the exact denoiser, step overhead, the peers.
+"""Sampler benchmarks (docs/benchmarks: §1, §2, §12, §14): accuracy on the exact denoiser, step overhead, the peers.
 
 * :mod:`~benchmarks.samplers.accuracy`: §1, diffusers' solvers vs inertia's momentum samplers on the exact denoiser
   (:mod:`~benchmarks.samplers.accuracy_grid`: what it runs; :mod:`~benchmarks.samplers.accuracy_report`: its tables).

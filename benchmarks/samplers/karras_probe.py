@@ -1,7 +1,7 @@
 """Can heavy ball beat DPM++2M on Karras sigmas at high guidance? A probe of β near 1 and per-step β.
 
 On §1's exact-denoiser problem the strongest peer at guidance >= 15 and 8-20 NFE is k-diffusion's DPM++2M on Karras
-et al.'s ρ = 7 sigmas (BENCHMARKS §12), and a constant β in 0.5-0.9 did not beat it in 5 of 8 cells. This probe
+et al.'s ρ = 7 sigmas (docs/benchmarks/samplers-vs-peers.md §12), and a constant β in 0.5-0.9 did not beat it in 5 of 8 cells. This probe
 tries what §12 left out, on the same problem, noise and reference: constant β between 0.9 and 1, and per-step β
 schedules through :func:`inertia.k_diffusion.sample_hb_dpmpp_2m`'s one-β-per-step argument (damping only the first
 or only the last part of the steps). Every figure is the RMSE to §1's 1000-step reference divided by DPM++2M Karras's

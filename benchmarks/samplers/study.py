@@ -72,7 +72,7 @@ def candidates() -> list[Candidate]:
 
 
 #: The exact-denoiser winner of the tuning stage (every g >= 15 cell) and the milder placement that also holds on a
-#: trained network (the digits check in BENCHMARKS.md §14).
+#: trained network (the digits check in docs/benchmarks/samplers-vs-peers.md §14).
 WINNER = Candidate(rho=1.0, max_weight=0.5)
 MILD = Candidate(rho=3.0, max_weight=0.5)
 

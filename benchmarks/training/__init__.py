@@ -1,4 +1,4 @@
-"""Training benchmarks (BENCHMARKS.md §3, §8, §9): the digits models, FDM vs VP, the digit classifier, LM fine-tuning.
+"""Training benchmarks (docs/benchmarks: §3, §8, §9): the digits models, FDM vs VP, the digit classifier, LM fine-tuning.
 
 * :mod:`~benchmarks.training.eval_digits_model`: §3, scores trained digits pipelines and compares training runs.
 * :mod:`~benchmarks.training.fdm_study`: §9, FDM vs VP with several seeds per arm (trains and reports).

@@ -43,7 +43,7 @@ def latent_elements(pipe: Any) -> int:
 
 
 DIGITS_APG_THRESHOLD = 0.2
-"""APG's r for the 16x16 digits model (3x16x16 pixels), tuned on a separate seed (BENCHMARKS.md §4): the RMS rule's
+"""APG's r for the 16x16 digits model (3x16x16 pixels), tuned on a separate seed (docs/benchmarks/guidance.md §4): the RMS rule's
 1.62 clips too little there to beat CFG's FD-digits."""
 DIGITS16_ELEMENTS = 3 * 16 * 16
 

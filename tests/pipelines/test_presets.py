@@ -84,7 +84,7 @@ def test_bad_guidance_scale_changes_nothing(pipe, scale):
 def test_guidance_parameters(pipe):
     (apg,) = guidance_methods(pipe, "apg", momentum=-0.75)
     assert apg == APG(momentum=-0.75, norm_threshold=apg_threshold(pipe))
-    assert apg_threshold(pipe) == 0.2  # measured on the 16x16 digits model (BENCHMARKS.md §4)
+    assert apg_threshold(pipe) == 0.2  # measured on the 16x16 digits model (docs/benchmarks/guidance.md §4)
     from inertia.pipelines import load_image_pipeline
 
     assert apg_threshold(load_image_pipeline("digits", device="cpu")) == pytest.approx(0.4)  # 4x the pixels: 2x r

@@ -90,7 +90,7 @@ class DPMSamplerNode:
         return {
             "required": {
                 # default 1 = ComfyUI's own DPM++ sampler: on Karras sigmas a constant β < 1 loses to it in most
-                # regimes (BENCHMARKS.md §16), so momentum is the user's choice, never the default
+                # regimes (docs/benchmarks/comfyui.md §16), so momentum is the user's choice, never the default
                 "beta": (
                     "FLOAT",
                     {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "β in (0, 1]; 1 = plain DPM++"},

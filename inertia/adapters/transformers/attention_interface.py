@@ -286,7 +286,7 @@ SMOLLM2_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "lm_momentum"
 
 def load_momentum_adapter(model: Any, folder: str | Path = SMOLLM2_ADAPTER, prefix: str = "smollm2-135m-lee") -> Any:
     """Loads a momentum-attention fine-tune into ``model``: its normalisation weights (``<prefix>-norms``) and its
-    gates (``<prefix>-gates``); the default is the shipped SmolLM2-135M one (BENCHMARKS.md §8).
+    gates (``<prefix>-gates``); the default is the shipped SmolLM2-135M one (docs/benchmarks/lm-attention.md §8).
 
     Raises:
         ValueError: a weight the model does not have, or gates that do not fit it (before anything changes).

@@ -38,7 +38,7 @@ __all__ = ["AUTO_BUILD_AFTER", "MomentumDecodingLogitsProcessor"]
 
 AUTO_BUILD_AFTER = 8
 """With ``incremental="auto"``, a generation's first 8 steps are computed statelessly and the n-gram index is built
-at the 9th: building it costs up to about 8 stateless steps (BENCHMARKS.md §17), so a generation of at most 8 steps
+at the 9th: building it costs up to about 8 stateless steps (docs/benchmarks/decoding.md §17), so a generation of at most 8 steps
 costs what the stateless path costs, and a longer one pays the build once and then a flat cost per step."""
 
 

@@ -129,7 +129,7 @@ class APG:
 
         Presets (:data:`inertia.core.presets.apg.APG_PRESETS`, each with its ``source`` and the
         ``guidance_scale`` it was set for): ``"sdxl"`` (the paper's), ``"sd21"`` (community), ``"sd15"`` and
-        ``"sd3"`` (inertia's latent-size rule, unmeasured), ``"digits-16"`` (measured, BENCHMARKS.md §4). ``"flux"``
+        ``"sd3"`` (inertia's latent-size rule, unmeasured), ``"digits-16"`` (measured, docs/benchmarks/guidance.md §4). ``"flux"``
         has none: FluxPipeline runs no batched CFG for APG to act on.
 
         Raises:

@@ -106,7 +106,7 @@ APG_PRESETS: MappingProxyType[str, APGPreset] = MappingProxyType(
             guidance_scale=15.0,
             source=(
                 "inertia's measurement: r tuned on a separate seed for the embedded 3×16×16 digits model at w = 15 "
-                "(BENCHMARKS.md §4)"
+                "(docs/benchmarks/guidance.md §4)"
             ),
         ),
     }

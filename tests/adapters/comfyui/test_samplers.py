@@ -38,7 +38,7 @@ def test_hb_dpmpp_2m_at_beta_1_is_comfyuis_dpmpp_2m_to_rounding() -> None:
 
 def test_hb_dpmpp_2m_at_beta_0_8_beats_dpmpp_2m_on_one_gaussian_at_cfg_15() -> None:
     # One Gaussian per class: the guided ODE is linear and β = 0.8 is 0.96x dpmpp_2m's error at 10 Karras steps
-    # whatever the CFG. On BENCHMARKS.md §16's mixture problem it loses there (1.16x): see that section.
+    # whatever the CFG. On docs/benchmarks/comfyui.md §16's mixture problem it loses there (1.16x): see that section.
     import comfy.samplers
 
     sigmas = karras(10)

@@ -265,7 +265,7 @@ def test_preset_values_and_sources():
     assert APG_PRESETS["sdxl"].guidance_scale == 15.0 and APG_PRESETS["digits-16"].guidance_scale == 15.0
     assert APG_PRESETS["sd15"].guidance_scale is None
     assert "paper" in APG_PRESETS["sdxl"].source and "Table 10" in APG_PRESETS["sdxl"].source
-    assert "BENCHMARKS.md §4" in APG_PRESETS["digits-16"].source
+    assert "docs/benchmarks/guidance.md §4" in APG_PRESETS["digits-16"].source
     assert all("not measured" in APG_PRESETS[name].source for name in ("sd15", "sd3"))
     assert "community" in APG_PRESETS["sd21"].source
 
