@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import html
-import math
 import re
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 from inertia.core.lm_attention.config import LM_ATTENTION_PRESETS, parse_lm_attention
 from inertia.pipelines.limits import MAX_SEED
-from inertia.pipelines.text_generation import TEXT_METHODS
+from inertia.pipelines.text_generation import PARAM_RANGES, TEXT_METHODS
 from inertia.ui.fields import user_choice, user_float, user_int
 from inertia.ui.models import ModelStore, TextModel, UserInputError
 
@@ -66,9 +65,10 @@ def _method_params(method: str, alpha: float, top_k: int) -> dict[str, Any]:
         user_choice("Decoding method", method, dict.fromkeys(TEXT_METHODS, ""))
     if method != "momentum":
         return {}
+    ranges = PARAM_RANGES["momentum"]  # the CLI's --param ranges too
     return {
-        "alpha": user_float("Momentum α", alpha, 0.0, math.inf),
-        "top_k": user_int("Momentum top-k", top_k, 1, 100),
+        "alpha": user_float("Momentum α", alpha, *ranges["alpha"]),
+        "top_k": user_int("Momentum top-k", top_k, *map(int, ranges["top_k"])),
     }
 
 
@@ -254,8 +254,9 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 method_a = gr.Dropdown(methods, value="greedy", label="Method A (left)")
                 method_b = gr.Dropdown(methods, value="momentum", label="Method B (right)")
             with gr.Row():
-                alpha = gr.Slider(0.0, 1.0, value=0.2, step=0.05, label="Momentum α (resistance)")
-                top_k = gr.Slider(1, 20, value=5, step=1, label="Momentum top-k")
+                alpha_range, top_k_range = PARAM_RANGES["momentum"]["alpha"], PARAM_RANGES["momentum"]["top_k"]
+                alpha = gr.Slider(*alpha_range, value=0.2, step=0.05, label="Momentum α (resistance)")
+                top_k = gr.Slider(*top_k_range, value=5, step=1, label="Momentum top-k")
             with gr.Row():
                 max_new_tokens = gr.Slider(
                     1, MAX_NEW_TOKENS, value=64, step=1, label="Max new tokens", elem_id="text-max-new-tokens"
