@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import html
 import re
 import threading
 import time
@@ -221,7 +220,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Text tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
-    from inertia.ui.widgets import label_errors
+    from inertia.ui.widgets import label_errors, user_error
 
     def run(
         prompt: str,
@@ -242,7 +241,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 store, prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b
             )
         except UserInputError as err:
-            raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
+            raise user_error(str(err)) from None
 
     methods = list(TEXT_METHODS)
     with gr.Row(equal_height=False):
@@ -274,11 +273,20 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
         with gr.Column(scale=3, min_width=320):
             with gr.Row(equal_height=True):
                 colours = {REPEAT_LABEL: "#f59e0b"}
+                # no legend: it would show a "repeat" chip on text without repeats; repeats carry their own label
                 out_a = gr.HighlightedText(
-                    label="Method A", color_map=colours, show_legend=True, combine_adjacent=True, elem_id="text-a"
+                    label="Method A (repeated n-grams highlighted)",
+                    color_map=colours,
+                    show_legend=False,
+                    combine_adjacent=True,
+                    elem_id="text-a",
                 )
                 out_b = gr.HighlightedText(
-                    label="Method B", color_map=colours, show_legend=True, combine_adjacent=True, elem_id="text-b"
+                    label="Method B (repeated n-grams highlighted)",
+                    color_map=colours,
+                    show_legend=False,
+                    combine_adjacent=True,
+                    elem_id="text-b",
                 )
             table = gr.Markdown(elem_id="text-figures")
             with gr.Accordion("Figures (JSON)", open=False):
