@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
 from inertia.core.validation import check_range
@@ -73,6 +73,15 @@ class CliError(ValueError):
         ...     print(err)
         --out must be a .png path, got 'seven.jpg'
     """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``inertia: error: <message> (see <command> --help)``, exit status 2 (argparse
+    prints the whole usage block first, which buries the message)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): (?=\1)", "", message)  # our own messages name the flag already
+        self.exit(2, f"inertia: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive(name: str):
@@ -152,7 +161,7 @@ def _param(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``inertia --help``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="inertia",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("Examples::")[1],
