@@ -17,12 +17,18 @@ import neither torch nor diffusers, so they answer at once). Set ``INERTIA_DEBUG
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import importlib.util
+import ipaddress
 import os
+import re
+import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS, validate_presets
 from inertia.core.validation import check_range
@@ -67,6 +73,15 @@ class CliError(ValueError):
         ...     print(err)
         --out must be a .png path, got 'seven.jpg'
     """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``inertia: error: <message> (see <command> --help)``, exit status 2 (argparse
+    prints the whole usage block first, which buries the message)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): (?=\1)", "", message)  # our own messages name the flag already
+        self.exit(2, f"inertia: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive(name: str):
@@ -146,7 +161,7 @@ def _param(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``inertia --help``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="inertia",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("Examples::")[1],
@@ -242,22 +257,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_paths(out: str, count: int) -> list[Path]:
-    """``out`` for one image; ``stem_000.png`` ... for several."""
+def output_path(out: str, index: int, count: int) -> Path:
+    """Where image ``index`` of ``count`` goes: ``out`` for one image; ``stem_000.png`` ... for several."""
     path = Path(out)
     if path.suffix.lower() != ".png":
         raise CliError(f"--out must be a .png path, got {out!r}")
-    if count == 1:
-        return [path]
-    return [path.with_name(f"{path.stem}_{i:03d}{path.suffix}") for i in range(count)]
+    return path if count == 1 else path.with_name(f"{path.stem}_{index:03d}{path.suffix}")
 
 
-def _image_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
+def output_paths(out: str, count: int) -> list[Path]:
+    """``out`` for one image; ``stem_000.png`` ... for several."""
+    return [output_path(out, i, count) for i in range(count)]
+
+
+def check_out(out: str) -> Path:
+    """Checks ``--out`` before anything runs: a ``.png`` path whose folder exists and takes new files, or can be made
+    under an existing folder that does (never a new folder at the filesystem root); returns that existing folder.
+
+    Probing writes and removes one empty temporary file there: permissions alone do not tell (root may "write" in
+    ``/proc``, and a read-only mount answers only when written to).
+
+    Raises:
+        CliError: naming ``--out`` and saying what is wrong.
+    """
+    path = Path(out).expanduser()
+    if path.suffix.lower() != ".png":
+        raise CliError(f"--out must be a .png path, got {out!r}")
+    if path.is_dir():
+        raise CliError(f"--out {out!r} is a folder; give a file name in it, such as {str(path / 'image.png')!r}")
+    folder = Path(os.path.abspath(path)).parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"--out {out!r}: {str(existing)!r} is a file, not a folder")
+    if existing != folder and existing == existing.parent:
+        missing = folder.relative_to(existing).parts[0]
+        raise CliError(
+            f"--out {out!r}: the folder {str(existing / missing)!r} does not exist and would be made at the "
+            "filesystem root; create it first, or write under a folder you own (e.g. a relative path)"
+        )
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".inertia-probe-", suffix=".png")
+    except OSError as err:
+        raise CliError(f"--out {out!r}: cannot write in {str(existing)!r} ({err.strerror or err})") from None
+    os.close(handle)
+    os.unlink(probe)
+    return existing
+
+
+def save_png(image: Any, path: Path) -> None:
+    """Writes ``image`` to ``path`` whole or not at all (a temporary file renamed into place), making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.partial")
+    try:
+        image.save(staging, format="PNG")
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _image_jobs(args: argparse.Namespace, start: int, stop: int) -> list[dict[str, Any]]:
+    """Images ``start`` .. ``stop - 1``: index, seed and (digits models) digit."""
+    digits = args.digit or [7]
     jobs = []
-    for i in range(args.num_images):
+    for i in range(start, stop):
         job: dict[str, Any] = {"index": i, "seed": args.seed + i}
         if args.prompt is None:
-            job["digit"] = (args.digit or [7])[i % len(args.digit or [7])]
+            job["digit"] = digits[i % len(digits)]
         jobs.append(job)
     return jobs
 
@@ -305,31 +372,94 @@ def check_image_args(args: argparse.Namespace) -> None:
             raise CliError(f"{flag} must be a multiple of {IMAGE_SIDE_MULTIPLE}, got {value}")
     if args.seed + args.num_images - 1 > MAX_SEED:
         raise CliError(f"--seed + --num-images - 1 must be at most {MAX_SEED}, got {args.seed + args.num_images - 1}")
-    output_paths(args.out, args.num_images)
+    check_out(args.out)
+
+
+UI_INSTALL = 'pip install "inertia[ui]"'
+"""What ``inertia demo`` needs installed (the ``ui`` extra: Gradio)."""
+EXTRAS = {"gradio": "ui", "gradio_client": "ui", "gguf": "text", "scipy": "scipy", "sklearn": "train"}
+"""The extra of ``pyproject.toml`` that installs each optional module."""
+
+
+def install_hint(module: str) -> str:
+    """The command that installs an optional ``module``: its extra's, else the module's own.
+
+    Example:
+        >>> install_hint("gradio.blocks")
+        'pip install "inertia[ui]"'
+    """
+    top = module.split(".")[0]
+    return f'pip install "inertia[{EXTRAS[top]}]"' if top in EXTRAS else f"pip install {top}"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or one without a spec
+        return False
+
+
+def check_host_port(host: str, port: int) -> None:
+    """Checks that ``--host`` is an address of this machine and ``--port`` is free on it, by binding a socket there
+    and closing it at once (as the server will bind, with ``SO_REUSEADDR``), so each failure names its own flag.
+
+    Raises:
+        CliError: naming ``--host`` (not an address, or not one of this machine) or ``--port`` (in use, privileged).
+    """
+    if re.fullmatch(r"[\d.]+", host):  # dotted numbers: an IPv4 address or nothing (never a name to look up)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise CliError(f"--host must be an IP address or a host name of this machine, got {host!r}") from None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise CliError(f"--host {host!r} is not an address or a host name of this machine ({reason})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise CliError(f"--port {port} is already in use on {host}; choose another port") from None
+            if err.errno == errno.EACCES:
+                raise CliError(f"--port {port} needs administrator rights here (ports below 1024); use 7860") from None
+            raise CliError(f"--host {host!r} is not an address of this machine ({err.strerror})") from None
+
+
+def check_demo_args(args: argparse.Namespace) -> None:
+    """Every check of ``inertia demo`` before Gradio and the models load: the UI extra, the device, host and port."""
+    if not _installed("gradio"):
+        raise CliError(f"inertia demo needs the UI extra, which is not installed: {UI_INSTALL}")
+    check_device_name(args.device)
+    check_host_port(args.host, args.port)
 
 
 def check_text_args(args: argparse.Namespace) -> dict[str, Any]:
     """Every check of ``generate text`` that needs no model; returns the method's parameters."""
     from inertia.core.lm_attention.config import parse_lm_attention
+    from inertia.pipelines.text_context import check_prompt_fits
     from inertia.pipelines.text_generation import check_method
 
     check_device_name(args.device)
-    check_text_model_name(args.model)
+    check_text_model_name(args.model, "--model")
     if not args.prompt.strip():
         raise CliError("--prompt must not be empty")
     params = dict(args.param)
     check_method(args.method, **params)  # names, values and ranges
     parse_lm_attention(args.attention)
+    check_prompt_fits(args.prompt, args.max_new_tokens, args.model)  # from the model's metadata, not the model
     return params
 
 
-def generate_images(args: argparse.Namespace) -> list[Path]:
-    """``inertia generate image``: splits batches across accelerate processes, saves in order on the main one."""
+def generate_images(args: argparse.Namespace) -> int:
+    """``inertia generate image``: splits the batches across accelerate processes; each process writes its images as
+    soon as they are made (so an interrupted run keeps every finished image) and prints their paths. Returns how many
+    images this process wrote."""
     check_image_args(args)  # before anything heavy is imported
-    paths = output_paths(args.out, args.num_images)
 
     from accelerate import PartialState
-    from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
     from inertia.pipelines.image import load_image_pipeline
@@ -342,24 +472,22 @@ def generate_images(args: argparse.Namespace) -> list[Path]:
     scale = 7.5 if args.scale is None else args.scale
     configure(pipe, sampler=args.sampler, guidance=args.guidance, attention=args.attention, guidance_scale=scale)
 
-    jobs = _image_jobs(args)
-    chunks = [jobs[i : i + args.batch_size] for i in range(0, len(jobs), args.batch_size)]
-    results: list[tuple[int, Any]] = []
-    with state.split_between_processes(chunks) as mine:
-        for chunk in tqdm(mine, desc="batches", disable=not state.is_main_process or len(mine) < 2):
+    starts = list(range(0, args.num_images, args.batch_size))
+    written = 0
+    with state.split_between_processes(starts) as mine:
+        for start in tqdm(mine, desc="batches", disable=not state.is_main_process or len(mine) < 2):
+            chunk = _image_jobs(args, start, min(start + args.batch_size, args.num_images))
             images = _run_chunk(pipe, args, chunk, device)
-            results.extend((job["index"], image) for job, image in zip(chunk, images, strict=True))
-    gathered = gather_object(results) if state.num_processes > 1 else results
-    if state.is_main_process:
-        for index, image in sorted(gathered, key=lambda item: item[0]):
-            paths[index].parent.mkdir(parents=True, exist_ok=True)
-            factor = display_factor(max(image.size)) if args.upscale == "auto" else int(args.upscale)
-            enlarge(image, factor).save(paths[index])
-            print(paths[index])
-            if args.save_raw and factor > 1:
-                image.save(raw_path(paths[index]))
+            for job, image in zip(chunk, images, strict=True):
+                path = output_path(args.out, job["index"], args.num_images)
+                factor = display_factor(max(image.size)) if args.upscale == "auto" else int(args.upscale)
+                save_png(enlarge(image, factor), path)
+                if args.save_raw and factor > 1:
+                    save_png(image, raw_path(path))
+                print(path, flush=True)
+                written += 1
     state.wait_for_everyone()
-    return paths
+    return written
 
 
 def generate_text_cli(args: argparse.Namespace) -> str:
@@ -407,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
+            check_demo_args(args)
             from inertia.ui import launch
 
             launch(host=args.host, port=args.port, device=args.device, block=True)
@@ -425,6 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inertia: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:  # an optional dependency missing: say which extra brings it
+        if os.environ.get("INERTIA_DEBUG"):
+            raise
+        name = err.name or str(err)
+        print(f"inertia: error: {name} is not installed: {install_hint(name)}", file=sys.stderr)
+        return 2
     except Exception as err:  # a bug of ours or of a host library: one line, the traceback on request
         if os.environ.get("INERTIA_DEBUG"):
             raise

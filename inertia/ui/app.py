@@ -125,9 +125,14 @@ def import_handler_modules() -> None:
 CSS = """
 #image-gallery img, #image-compare img { image-rendering: pixelated; }
 #text-a .text, #text-b .text { word-break: normal; overflow-wrap: anywhere; }
-#image-figures th, #text-figures th { white-space: nowrap; }
+#image-figures, #text-figures { overflow-x: auto; }
+#image-figures table, #text-figures table { width: auto; table-layout: auto; }
+#image-figures th, #image-figures td, #text-figures th, #text-figures td {
+  white-space: nowrap; word-break: keep-all; overflow-wrap: normal;
+}
 """
-"""Pixel-sharp digits, whole words in the streamed text, one-line table headers."""
+"""Pixel-sharp digits, whole words in the streamed text, and figure tables whose cells each stay on one line (the
+table scrolls sideways rather than breaking a word letter by letter)."""
 
 
 def build_app(

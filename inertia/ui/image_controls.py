@@ -7,20 +7,26 @@ Example:
     'ghvb:3.8'
     >>> sampler_preset("hb-dpm++", beta=0.8, auto_beta=False, order=4)
     'hb-dpm++:0.8'
+    >>> sampler_preset("ghvb", beta=0.8, auto_beta=True, order=4)   # the library's momentum_beta="auto"
+    'ghvb'
     >>> guidance_params("apg+higs", apg_eta=0.0, apg_momentum=-0.5, apg_threshold=0.0, higs_weight=1.0)
     {'apg_eta': 0.0, 'apg_momentum': -0.5, 'higs_weight': 1.0}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 from inertia.core.presets.pipeline import ATTENTION_PRESETS, GUIDANCE_PRESETS, SAMPLER_PRESETS
 from inertia.ui.fields import user_choice, user_float, user_int
+from inertia.ui.models import UserInputError
 
 __all__ = [
+    "AUTO_BETA_ORDER",
     "EXAMPLES",
+    "Example",
     "attention_params",
     "guidance_params",
     "preset_attention_beta",
@@ -35,30 +41,43 @@ PLMS_MOMENTUM = ("ghvb", "hb", "nt")
 BETA_SAMPLERS = ("hb-dpm++", *PLMS_MOMENTUM)
 APG_GUIDANCE = ("apg", "apg+higs")
 HIGS_GUIDANCE = ("higs", "apg+higs")
+AUTO_BETA_ORDER = 4
+"""The PLMS order of the plain ``ghvb`` / ``hb`` / ``nt`` presets, whose β is auto: the order auto β runs at."""
+BETA_RANGE = (0.01, 1.0)
+"""Momentum β the sliders and the API accept (1 = no momentum)."""
 
 
 # ----------------------------------------------------------------------------------------------- validation helpers
 # ------------------------------------------------------------------------------------------------ preset builders
-def sampler_preset(sampler: str, beta: float, auto_beta: bool, order: int, scale: float = 7.5, steps: int = 20) -> str:
+def sampler_preset(sampler: str, beta: float, auto_beta: bool, order: int) -> str:
     """The preset string of the sampler controls: ``hb-dpm++:β``, ``ghvb|hb|nt:r`` with r = order − 1 + β.
 
-    With ``auto_beta``, hb-dpm++'s β is the recommended one for this guidance ``scale`` and number of ``steps``
-    (:func:`inertia.core.samplers.beta_policy.recommended_beta`), written out so the figures show it.
+    With ``auto_beta`` every momentum sampler (``hb-dpm++``, ``ghvb``, ``hb``, ``nt``) is given by its plain name,
+    which :func:`inertia.pipelines.configure` builds with ``momentum_beta="auto"``: the library's auto policy picks β
+    from the guidance scale and the step count when the pipeline runs (the PLMS family at order
+    :data:`AUTO_BETA_ORDER`). The β in effect is read back from the scheduler and shown in the figures.
+
+    Raises:
+        UserInputError: an unknown sampler, β outside (0, 1], an order outside 1-4, or an order other than
+            :data:`AUTO_BETA_ORDER` with auto β on a PLMS sampler.
     """
     sampler = user_choice("Sampler", sampler, SAMPLER_PRESETS)
-    if sampler == "hb-dpm++":
-        if auto_beta:
-            from inertia.core.samplers.beta_policy import recommended_beta
-
-            beta = recommended_beta(
-                user_float("Guidance scale", scale, 0.0, MAX_SCALE), user_int("Steps", steps, 1, 10_000), "hb-dpm"
+    if not isinstance(auto_beta, bool):
+        raise UserInputError(f"auto β must be true or false, got {auto_beta!r}.")
+    if sampler not in BETA_SAMPLERS:
+        return sampler
+    beta = user_float("Momentum β", beta, *BETA_RANGE)
+    order = user_int("Order", order, 1, 4)
+    if auto_beta:
+        if sampler in PLMS_MOMENTUM and order != AUTO_BETA_ORDER:
+            raise UserInputError(
+                f"Order must be {AUTO_BETA_ORDER} with auto β (the auto policy is set for order {AUTO_BETA_ORDER}), "
+                f"got {order}; turn auto β off to choose the order."
             )
-        return f"hb-dpm++:{user_float('Momentum β', beta, 0.01, 1.0):g}"
-    if sampler in PLMS_MOMENTUM:
-        order = user_int("Order", order, 1, 4)
-        beta = user_float("Momentum β", beta, 0.01, 1.0)
-        return f"{sampler}:{round(order - 1 + beta, 6):g}"
-    return sampler
+        return sampler
+    if sampler == "hb-dpm++":
+        return f"hb-dpm++:{beta:g}"
+    return f"{sampler}:{round(order - 1 + beta, 6):g}"
 
 
 def guidance_params(
@@ -123,10 +142,82 @@ def tuned_defaults(presets: dict[str, Any]) -> dict[str, float]:
     }
 
 
-EXAMPLES: list[tuple[str, dict[str, Any]]] = [
-    ("High guidance, few steps: APG vs CFG", {"sampler": "dpm++2m", "guidance": "apg", "steps": 10, "scale": 15.0}),
-    ("High guidance, few steps: HB-DPM++", {"sampler": "hb-dpm++", "guidance": "none", "steps": 8, "scale": 15.0}),
-    ("High guidance, few steps: GHVB", {"sampler": "ghvb", "guidance": "none", "steps": 8, "scale": 15.0}),
-    ("Everyday: guidance 3, 20 steps", {"sampler": "hb-dpm++", "guidance": "apg", "steps": 20, "scale": 3.0}),
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """An example button of the Image tab: the controls it sets (compare mode on, attention off, the model's tuned
+    settings on) and its label, which says what it shows.
+
+    Each was chosen on tuning seeds and checked on fresh seeds against the compare mode's baseline (stock scheduler
+    + CFG) by ``python -m benchmarks.product.ui_examples`` (figures in docs/hosts/ui.md).
+
+    Example:
+        >>> Example("w 15", sampler="ghvb", guidance="none", steps=8, scale=15.0, beta=0.2).presets()
+        {'sampler': 'ghvb:3.2', 'guidance': 'none', 'attention': 'off'}
+    """
+
+    label: str
+    sampler: str
+    guidance: str
+    steps: int
+    scale: float
+    beta: float = 0.8
+    auto_beta: bool = False
+    order: int = AUTO_BETA_ORDER
+
+    def controls(self) -> dict[str, Any]:
+        """The Image tab's inputs the button sets, by :func:`~inertia.ui.image_tab.generate_images` parameter."""
+        return {
+            "sampler": self.sampler,
+            "beta": self.beta,
+            "auto_beta": self.auto_beta,
+            "order": self.order,
+            "guidance": self.guidance,
+            "attention": "off",
+            "steps": self.steps,
+            "scale": self.scale,
+            "compare": True,
+            "tuned": True,
+        }
+
+    def presets(self) -> dict[str, str]:
+        """The preset names :func:`inertia.pipelines.configure` gets for this example (as the tab builds them)."""
+        return {
+            "sampler": sampler_preset(self.sampler, self.beta, self.auto_beta, self.order),
+            "guidance": user_choice("Guidance", self.guidance, GUIDANCE_PRESETS),
+            "attention": "off",
+        }
+
+
+EXAMPLES: list[Example] = [
+    Example("Guidance 22.5, 10 steps: APG vs CFG", sampler="dpm++2m", guidance="apg", steps=10, scale=22.5),
+    Example(
+        "Guidance 22.5, 10 steps: HB-DPM++ β 0.8 with APG",
+        sampler="hb-dpm++",
+        guidance="apg",
+        steps=10,
+        scale=22.5,
+        beta=0.8,
+    ),
+    Example(
+        "Guidance 15, 4 steps: GHVB order 2, β 0.5",
+        sampler="ghvb",
+        guidance="none",
+        steps=4,
+        scale=15.0,
+        beta=0.5,
+        order=2,
+    ),
+    Example(
+        "The defaults, guidance 7.5, 20 steps: auto β with APG",
+        sampler="hb-dpm++",
+        guidance="apg",
+        steps=20,
+        scale=7.5,
+        auto_beta=True,
+    ),
 ]
-"""The Image tab's example buttons: the regimes where each method changes the picture (compare mode on)."""
+"""The Image tab's example buttons: each the choice of ``python -m benchmarks.product.ui_examples search`` for one
+button on the tuning seeds (APG; momentum with APG; momentum alone, where a sampler wins only at 4 steps with order-2
+GHVB; the tab's defaults), checked on the evaluation seeds by ``... check`` (docs/hosts/ui.md): each recognises at
+least as many digits as the stock sampler + CFG and clips at most as many channel values. On the embedded model no
+momentum sampler alone beats the stock DPM-Solver++(2M) at 6-10 steps and guidance 15-22.5 (the search's tables)."""

@@ -4,16 +4,16 @@ The pure part (:func:`generate_images`, and the controls' values in :mod:`inerti
 Gradio; :func:`build_image_tab` lays out the controls and wires them to it.
 
 Example:
-    >>> figures = {"chosen": {"config": {"sampler": "ghvb:3.8", "guidance": "apg", "attention": "off"}, "seconds": 1.0,
-    ...            "mean_saturation": 0.5, "clipped_fraction": 0.01, "recognised": 1.0}}
+    >>> figures = {"chosen": {"config": {"sampler": "ghvb", "guidance": "apg", "attention": "off"}, "seconds": 1.0,
+    ...            "mean_saturation": 0.5, "clipped_fraction": 0.01, "recognised": 1.0,
+    ...            "settings": {"momentum_beta": 0.2}}}
     >>> _table(figures).splitlines()[-1]
-    '| **chosen** | `ghvb:3.8` | `apg` | `off` | 1.00 | 0.500 | 0.010 | 100% |'
+    '| **chosen** | `ghvb` auto β 0.2 | `apg` | 1.00 | 0.500 | 0.010 | 100% |'
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import inspect
 import time
 from typing import Any
@@ -28,6 +28,8 @@ from inertia.pipelines.limits import MAX_BATCH, MAX_SEED, MAX_STEPS
 from inertia.ui.fields import user_choice, user_float, user_int
 from inertia.ui.image_controls import (
     APG_GUIDANCE,
+    AUTO_BETA_ORDER,
+    BETA_RANGE,
     BETA_SAMPLERS,
     EXAMPLES,
     HIGS_GUIDANCE,
@@ -66,18 +68,6 @@ def raw_pixels(shown: list[Image.Image], size: list[int]) -> list[Image.Image]:
     integer nearest-neighbour factor, and a nearest-neighbour reduction by it samples inside each block)."""
     height, width = size
     return [image.resize((width, height), Image.Resampling.NEAREST) for image in shown]
-
-
-def strip(images: list[Image.Image], gap: int = 8) -> Image.Image:
-    """The images side by side on a white background (one picture for the comparison slider)."""
-    width = sum(image.width for image in images) + gap * (len(images) - 1)
-    height = max(image.height for image in images)
-    canvas = Image.new("RGB", (width, height), "white")
-    x = 0
-    for image in images:
-        canvas.paste(image, (x, 0))
-        x += image.width + gap
-    return canvas
 
 
 def _sample(
@@ -128,6 +118,8 @@ def _sample(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
+        beta = getattr(pipe.scheduler, "momentum_beta", None)  # auto β is resolved when the schedule is set
+        settings["momentum_beta"] = None if beta is None else float(beta)
     images = images if torch.is_tensor(images) else torch.as_tensor(images).permute(0, 3, 1, 2)
     return images.float().cpu(), seconds, settings
 
@@ -157,20 +149,32 @@ GUIDANCE_LABELS = {"none": "stock CFG", "cfg": "CFG (inertia)"}
 """The ``none`` guidance preset is the pipeline's own CFG, not "no guidance": the table says so."""
 
 
+def _sampler_label(config: dict[str, Any], settings: dict[str, Any]) -> str:
+    """How the table names a run's sampler: ``stock scheduler``, ```ghvb:3.8```, or ```ghvb` auto β 0.2``."""
+    sampler = config["sampler"]
+    if sampler in SAMPLER_LABELS:
+        return SAMPLER_LABELS[sampler]
+    beta = settings.get("momentum_beta")
+    if sampler in BETA_SAMPLERS and beta is not None:  # a plain momentum preset: β chosen by the auto policy
+        return f"`{sampler}` auto β {beta:g}"
+    return f"`{sampler}`"
+
+
 def _table(figures: dict[str, dict[str, Any]]) -> str:
-    rows = [
-        "| run | sampler | guidance | attention | seconds | saturation | clipped | recognised |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """The figures as a Markdown table, short cells only (the tab's CSS keeps each on one line); the attention column
+    only when a run uses momentum attention."""
+    with_attention = any(f["config"].get("attention", "off") != "off" for f in figures.values())
+    head = ["run", "sampler", "guidance", *(["attention"] if with_attention else []), "s", "saturation", "clipped"]
+    head.append("recognised")
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, f in figures.items():
         config = f["config"]
-        sampler = SAMPLER_LABELS.get(config["sampler"], f"`{config['sampler']}`")
         guidance = GUIDANCE_LABELS.get(config["guidance"], f"`{config['guidance']}`")
         recognised = f"{f['recognised']:.0%}" if "recognised" in f else "n/a"
-        rows.append(
-            f"| **{name}** | {sampler} | {guidance} | `{config['attention']}` | "
-            f"{f['seconds']:.2f} | {f['mean_saturation']:.3f} | {f['clipped_fraction']:.3f} | {recognised} |"
-        )
+        cells = [f"**{name}**", _sampler_label(config, f.get("settings", {})), guidance]
+        cells += [f"`{config['attention']}`"] if with_attention else []
+        cells += [f"{f['seconds']:.2f}", f"{f['mean_saturation']:.3f}", f"{f['clipped_fraction']:.3f}", recognised]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -198,12 +202,16 @@ def generate_images(
     batch: int = 4,
     compare: bool = True,
     tuned: bool = True,
-) -> tuple[list[tuple[Image.Image, str]], tuple[Image.Image, Image.Image] | None, str, dict[str, Any]]:
+) -> tuple[list[tuple[Image.Image, str]], list[tuple[Image.Image, Image.Image]] | None, str, dict[str, Any]]:
     """Generates ``batch`` images (seeds ``seed``, ``seed + 1``, ...) with the chosen configuration and, in compare
     mode, the baseline (stock scheduler + CFG) from the same seeds.
 
+    With ``auto_beta`` every momentum sampler takes its β from the library's auto policy (``momentum_beta="auto"``,
+    from the guidance scale and the steps); the figures show the β in effect.
+
     Returns:
-        (gallery items, (baseline strip, chosen strip) or None, a Markdown table, the figures as a dict).
+        (gallery items, one (baseline, chosen) pair of the same seed per image or None, a Markdown table, the
+        figures as a dict).
 
     Raises:
         UserInputError: any invalid input, before sampling.
@@ -222,7 +230,7 @@ def generate_images(
     if not isinstance(tuned, bool):
         raise UserInputError(f"Tuned settings must be true or false, got {tuned!r}.")
     chosen = {
-        "sampler": sampler_preset(sampler, beta, auto_beta, order, request["scale"], request["steps"]),
+        "sampler": sampler_preset(sampler, beta, auto_beta, order),
         "guidance": user_choice("Guidance", guidance, GUIDANCE_PRESETS),
         "attention": user_choice("Momentum attention", attention, ATTENTION_PRESETS),
         "guidance_params": guidance_params(guidance, apg_eta, apg_momentum, apg_threshold, higs_weight),
@@ -250,11 +258,11 @@ def generate_images(
 
     shown = to_display(images["chosen"])
     gallery = [(image, f"seed {request['seed'] + i}") for i, image in enumerate(shown)]
-    slider = (strip(to_display(images["baseline"])), strip(shown)) if compare else None
+    pairs = list(zip(to_display(images["baseline"]), shown, strict=True)) if compare else None
     size = list(images["chosen"].shape[-2:])  # the model's own pixels, before the display enlargement
     summary = {"model": image_model.name, "device": str(store.device), **request, "tuned": tuned, "size": size}
     summary["runs"] = figures
-    return gallery, slider, _table(figures), summary
+    return gallery, pairs, _table(figures), summary
 
 
 REQUEST_FIELDS = tuple(inspect.signature(generate_images).parameters)[1:]
@@ -263,14 +271,17 @@ REQUEST_FIELDS = tuple(inspect.signature(generate_images).parameters)[1:]
 
 # --------------------------------------------------------------------------------------------------- layout
 def _visibility(sampler: str, guidance: str, attention: str, auto_beta: bool, tuned: bool) -> list[Any]:
-    """Shows the settings of the chosen sampler / guidance / attention only (β is fixed while auto β is on; the
-    guidance and attention settings are fixed while the model's tuned settings are on)."""
+    """Shows the settings of the chosen sampler / guidance / attention only. β is fixed while auto β is on (for every
+    momentum sampler), and so is the PLMS order (auto β runs at order 4); the guidance and attention settings are
+    fixed while the model's tuned settings are on."""
     import gradio as gr
 
+    plms_auto = sampler in PLMS_MOMENTUM and auto_beta
+    order = gr.update(visible=sampler in PLMS_MOMENTUM, interactive=not plms_auto)
     return [
-        gr.update(visible=sampler in BETA_SAMPLERS, interactive=not (sampler == "hb-dpm++" and auto_beta)),
-        gr.update(visible=sampler == "hb-dpm++"),
-        gr.update(visible=sampler in PLMS_MOMENTUM),
+        gr.update(visible=sampler in BETA_SAMPLERS, interactive=not auto_beta),
+        gr.update(visible=sampler in BETA_SAMPLERS),
+        gr.update(value=AUTO_BETA_ORDER, visible=True, interactive=False) if plms_auto else order,
         gr.update(visible=guidance in APG_GUIDANCE),
         gr.update(visible=guidance in HIGS_GUIDANCE),
         gr.update(visible=attention == "extrapolate", interactive=not tuned),
@@ -279,14 +290,23 @@ def _visibility(sampler: str, guidance: str, attention: str, auto_beta: bool, tu
     ]
 
 
+def _compare_label(seed: int | None) -> str:
+    which = "One seed" if seed is None else f"Seed {seed}"
+    return f"{which}: baseline, stock sampler + CFG (left) | your configuration (right)"
+
+
 def build_image_tab(store: ModelStore) -> dict[str, Any]:
-    """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
+    """Lays out the Image tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name.
+
+    Generate and the example buttons come first, so they show without scrolling; the comparison slider shows one
+    seed on both sides (the first of the batch; selecting an image in the gallery shows that seed).
+    """
     import gradio as gr
 
     from inertia.core.presets.models import read_model_presets
     from inertia.pipelines.limits import embedded_digits_folder
     from inertia.ui.files import png_file
-    from inertia.ui.widgets import accept_whole_numbers_as_text, label_errors
+    from inertia.ui.widgets import accept_whole_numbers_as_text, label_errors, user_error
 
     initial = tuned_defaults(read_model_presets(embedded_digits_folder()))
 
@@ -318,17 +338,39 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
         values = {name: value for name, value in locals().items() if name in REQUEST_FIELDS}
         progress(0, desc="loading the model")
         try:
-            gallery, slider, table, figures = generate_images(store, **values)
+            gallery, pairs, table, figures = generate_images(store, **values)
         except UserInputError as err:
-            raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
+            raise user_error(str(err)) from None
         # files written whole, not PIL images (Gradio rewrites a PIL image's cache file in place: see .files)
         raw = [png_file(image) for image in raw_pixels([image for image, _ in gallery], figures["size"])]
         gallery = [(png_file(image), caption) for image, caption in gallery]
-        slider = None if slider is None else (png_file(slider[0]), png_file(slider[1]))
-        return gallery, slider, table, figures, raw
+        pair_files = [] if pairs is None else [(png_file(a), png_file(b)) for a, b in pairs]
+        slider = pair_files[0] if pair_files else None
+        return gallery, slider, table, figures, raw, {"seed": figures["seed"], "pairs": pair_files}
+
+    def name_seed(compared: dict[str, Any]) -> Any:
+        """The slider's label names the seed it shows (the first of the batch after a run)."""
+        return gr.update(label=_compare_label(compared["seed"]) if compared.get("pairs") else _compare_label(None))
+
+    def show_seed(compared: dict[str, Any], event: gr.SelectData) -> Any:
+        """The slider shows the seed of the gallery image selected."""
+        pairs = compared.get("pairs") or []
+        if not pairs or not isinstance(event.index, int) or not 0 <= event.index < len(pairs):
+            return gr.update()
+        return gr.update(value=pairs[event.index], label=_compare_label(compared["seed"] + event.index))
+
+    show_seed.__annotations__["event"] = gr.SelectData  # Gradio finds the event by its class, not a string
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
+            button = gr.Button("Generate", variant="primary", elem_id="image-generate")
+            with gr.Group(elem_id="image-examples"):
+                gr.Markdown("Examples, each next to the stock sampler + CFG on the same seeds:")
+                with gr.Row():
+                    example_buttons = [
+                        gr.Button(example.label, size="sm", elem_id=f"image-example-{i}")
+                        for i, example in enumerate(EXAMPLES)
+                    ]
             model = gr.Textbox(
                 value="digits",
                 label="Model",
@@ -341,16 +383,32 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
             with gr.Accordion("Prompt (text-to-image models)", open=False):
                 prompt = gr.Textbox("", label="Prompt", lines=2, placeholder="a lighthouse at dusk")
                 negative_prompt = gr.Textbox("", label="Negative prompt")
+            with gr.Row():
+                steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="image-steps")
+                scale = gr.Slider(0.0, MAX_SCALE, value=7.5, step=0.5, label="Guidance scale", elem_id="image-scale")
             with gr.Group():
                 sampler = gr.Dropdown(
                     list(SAMPLER_PRESETS), value="hb-dpm++", label="Sampler", elem_id="image-sampler"
                 )
                 with gr.Row():
                     beta = gr.Slider(
-                        0.05, 1.0, value=0.8, step=0.05, label="Momentum β (1 = no momentum)", interactive=False
+                        0.05,
+                        BETA_RANGE[1],
+                        value=0.8,
+                        step=0.05,
+                        label="Momentum β (1 = no momentum)",
+                        interactive=False,
+                        elem_id="image-beta",
                     )
-                    auto_beta = gr.Checkbox(True, label="auto β (from steps and scale)")
-                    order = gr.Slider(1, 4, value=4, step=1, label="Order (PLMS)", visible=False)
+                    auto_beta = gr.Checkbox(
+                        True,
+                        label="auto β",
+                        info="the library's policy, from steps and scale (every momentum sampler)",
+                        elem_id="image-auto-beta",
+                    )
+                    order = gr.Slider(
+                        1, 4, value=AUTO_BETA_ORDER, step=1, label="Order (PLMS; 4 with auto β)", visible=False
+                    )
             with gr.Group():
                 guidance = gr.Dropdown(list(GUIDANCE_PRESETS), value="apg", label="Guidance", elem_id="image-guidance")
                 with gr.Row(visible=True) as apg_row:
@@ -392,27 +450,19 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
                 elem_id="image-tuned",
             )
             with gr.Row():
-                steps = gr.Slider(1, MAX_STEPS, value=20, step=1, label="Steps", elem_id="image-steps")
-                scale = gr.Slider(0.0, MAX_SCALE, value=7.5, step=0.5, label="Guidance scale")
-            with gr.Row():
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="image-seed")
                 batch = gr.Slider(1, MAX_BATCH, value=4, step=1, label="Batch", elem_id="image-batch")
             compare = gr.Checkbox(True, label="Compare with the baseline (stock sampler + CFG, same seeds)")
-            button = gr.Button("Generate", variant="primary", elem_id="image-generate")
-            with gr.Row():
-                example_buttons = [
-                    gr.Button(label, size="sm", elem_id=f"image-example-{i}") for i, (label, _) in enumerate(EXAMPLES)
-                ]
         with gr.Column(scale=3, min_width=320):
             slider = gr.ImageSlider(
-                label="Compare: baseline (left) | your configuration (right)",
+                label=_compare_label(None),
                 format="png",
-                type="pil",
+                type="filepath",
                 interactive=False,
                 elem_id="image-compare",
             )
             gallery = gr.Gallery(
-                label="Your configuration",
+                label="Your configuration (select an image to compare its seed above)",
                 format="png",
                 columns=4,
                 height="fit-content",
@@ -425,6 +475,7 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
             with gr.Accordion("Raw images (the model's own pixels)", open=False):
                 raw_files = gr.File(label="raw PNGs", file_count="multiple", elem_id="image-raw")
             raw_state = gr.State([])
+            compared = gr.State({})
 
     inputs = [
         model,
@@ -452,23 +503,31 @@ def build_image_tab(store: ModelStore) -> dict[str, Any]:
     ]
     accept_whole_numbers_as_text(digit)
     label_errors(*(c for c in inputs if not isinstance(c, gr.Textbox | gr.Checkbox)))
-    outputs = [gallery, slider, table, figures, raw_state]  # the State is not part of the API's answer
+    outputs = [gallery, slider, table, figures, raw_state, compared]  # the States are not part of the API's answer
 
     def show_raw(paths: list[str]) -> list[str]:
         return paths
 
-    button.click(run, inputs, outputs, api_name="generate_image", concurrency_id="models").then(
-        show_raw, raw_state, raw_files, queue=False, api_visibility="private"
-    )
-    example_targets = [sampler, guidance, steps, scale, compare]
-    for example_button, (_, values) in zip(example_buttons, EXAMPLES, strict=True):
+    def after_run(event: Any) -> Any:
+        return event.then(show_raw, raw_state, raw_files, queue=False, api_visibility="private").then(
+            name_seed, compared, slider, queue=False, api_visibility="private"
+        )
 
-        def fill(values: dict[str, Any] = values) -> list[Any]:
-            return [values["sampler"], values["guidance"], values["steps"], values["scale"], True]
+    after_run(button.click(run, inputs, outputs, api_name="generate_image", concurrency_id="models"))
+    gallery.select(show_seed, compared, slider, queue=False, api_visibility="private")
+    by_name = dict(zip(REQUEST_FIELDS, inputs, strict=True))
+    for example_button, example in zip(example_buttons, EXAMPLES, strict=True):
+        controls = example.controls()
+        targets = [by_name[name] for name in controls]
 
-        example_button.click(fill, None, example_targets, queue=False, api_visibility="private").then(
-            run, inputs, outputs, concurrency_id="models", api_visibility="private"
-        ).then(show_raw, raw_state, raw_files, queue=False, api_visibility="private")
+        def fill(values: dict[str, Any] = controls) -> list[Any]:
+            return list(values.values())
+
+        after_run(
+            example_button.click(fill, None, targets, queue=False, api_visibility="private").then(
+                run, inputs, outputs, concurrency_id="models", api_visibility="private"
+            )
+        )
     toggled = [beta, auto_beta, order, apg_row, higs_row, extrapolate_beta, ema_beta]
     toggled += [apg_eta, apg_momentum, apg_threshold, higs_weight]
     controls = [sampler, guidance, attention, auto_beta, tuned]

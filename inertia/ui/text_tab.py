@@ -8,8 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import html
-import math
 import re
 import threading
 import time
@@ -18,7 +16,7 @@ from typing import Any
 
 from inertia.core.lm_attention.config import LM_ATTENTION_PRESETS, parse_lm_attention
 from inertia.pipelines.limits import MAX_SEED
-from inertia.pipelines.text_generation import TEXT_METHODS
+from inertia.pipelines.text_generation import PARAM_RANGES, TEXT_METHODS
 from inertia.ui.fields import user_choice, user_float, user_int
 from inertia.ui.models import ModelStore, TextModel, UserInputError
 
@@ -66,9 +64,10 @@ def _method_params(method: str, alpha: float, top_k: int) -> dict[str, Any]:
         user_choice("Decoding method", method, dict.fromkeys(TEXT_METHODS, ""))
     if method != "momentum":
         return {}
+    ranges = PARAM_RANGES["momentum"]  # the CLI's --param ranges too
     return {
-        "alpha": user_float("Momentum α", alpha, 0.0, math.inf),
-        "top_k": user_int("Momentum top-k", top_k, 1, 100),
+        "alpha": user_float("Momentum α", alpha, *ranges["alpha"]),
+        "top_k": user_int("Momentum top-k", top_k, *map(int, ranges["top_k"])),
     }
 
 
@@ -221,7 +220,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
     """Lays out the Text tab inside the current ``gr.Blocks`` / ``gr.Tab``; returns its components by name."""
     import gradio as gr
 
-    from inertia.ui.widgets import label_errors
+    from inertia.ui.widgets import label_errors, user_error
 
     def run(
         prompt: str,
@@ -242,7 +241,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 store, prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b
             )
         except UserInputError as err:
-            raise gr.Error(html.escape(str(err), quote=False), title="Invalid input", print_exception=False) from None
+            raise user_error(str(err)) from None
 
     methods = list(TEXT_METHODS)
     with gr.Row(equal_height=False):
@@ -254,8 +253,9 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 method_a = gr.Dropdown(methods, value="greedy", label="Method A (left)")
                 method_b = gr.Dropdown(methods, value="momentum", label="Method B (right)")
             with gr.Row():
-                alpha = gr.Slider(0.0, 1.0, value=0.2, step=0.05, label="Momentum α (resistance)")
-                top_k = gr.Slider(1, 20, value=5, step=1, label="Momentum top-k")
+                alpha_range, top_k_range = PARAM_RANGES["momentum"]["alpha"], PARAM_RANGES["momentum"]["top_k"]
+                alpha = gr.Slider(*alpha_range, value=0.2, step=0.05, label="Momentum α (resistance)")
+                top_k = gr.Slider(*top_k_range, value=5, step=1, label="Momentum top-k")
             with gr.Row():
                 max_new_tokens = gr.Slider(
                     1, MAX_NEW_TOKENS, value=64, step=1, label="Max new tokens", elem_id="text-max-new-tokens"
@@ -273,11 +273,20 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
         with gr.Column(scale=3, min_width=320):
             with gr.Row(equal_height=True):
                 colours = {REPEAT_LABEL: "#f59e0b"}
+                # no legend: it would show a "repeat" chip on text without repeats; repeats carry their own label
                 out_a = gr.HighlightedText(
-                    label="Method A", color_map=colours, show_legend=True, combine_adjacent=True, elem_id="text-a"
+                    label="Method A (repeated n-grams highlighted)",
+                    color_map=colours,
+                    show_legend=False,
+                    combine_adjacent=True,
+                    elem_id="text-a",
                 )
                 out_b = gr.HighlightedText(
-                    label="Method B", color_map=colours, show_legend=True, combine_adjacent=True, elem_id="text-b"
+                    label="Method B (repeated n-grams highlighted)",
+                    color_map=colours,
+                    show_legend=False,
+                    combine_adjacent=True,
+                    elem_id="text-b",
                 )
             table = gr.Markdown(elem_id="text-figures")
             with gr.Accordion("Figures (JSON)", open=False):

@@ -131,3 +131,30 @@ def test_vp_only_samplers_refuse_flow_models():
     with pytest.raises(ValueError, match="flow model"):
         configure(make_pipeline("sd3"), sampler="ddim")
     assert type(configure(make_pipeline("sd3"), sampler="ghvb:3.8").scheduler).__name__ == "MomentumPLMSScheduler"
+
+
+@pytest.mark.parametrize(
+    ("sampler", "message"),
+    [
+        ("hb-dpm++:0", "`sampler`='hb-dpm++:0': β must be in (0, 1], got 0."),
+        ("hb-dpm++:1.5", "`sampler`='hb-dpm++:1.5': β must be in (0, 1], got 1.5."),
+        ("ghvb:9.9", "`sampler`='ghvb:9.9': the momentum number r = order − 1 + β must be in (0, 5], got 9.9."),
+        ("nt:0", "must be in (0, 5], got 0."),
+        ("ghvb:", "`sampler`='ghvb:' has nothing after the colon: write 'ghvb' or 'ghvb:<value>'."),
+        ("hb-dpm++: ", "has nothing after the colon"),
+    ],
+)
+def test_sampler_values_are_checked_without_a_pipeline(sampler, message):
+    with pytest.raises(ValueError) as info:
+        validate_presets(sampler)
+    assert str(info.value) == message or message in str(info.value)
+
+
+def test_sampler_value_ranges_match_the_schedulers():
+    from inertia.core.presets.pipeline import SAMPLER_VALUE_RANGES, SAMPLERS_WITH_VALUE
+    from inertia.core.samplers.plms_momentum import MAX_ORDER
+
+    assert set(SAMPLER_VALUE_RANGES) == set(SAMPLERS_WITH_VALUE)
+    assert {high for _, _, high in SAMPLER_VALUE_RANGES.values()} == {1, MAX_ORDER}
+    validate_presets("hb-dpm++:1")
+    validate_presets(f"ghvb:{MAX_ORDER}")

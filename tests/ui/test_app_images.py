@@ -48,6 +48,7 @@ def test_generate_image_matches_the_pipeline(client) -> None:
         seed=11,
         sampler="ghvb",
         beta=0.8,
+        auto_beta=False,
         order=4,
         guidance="apg",
         compare=False,
@@ -62,7 +63,7 @@ def test_generate_image_matches_the_pipeline(client) -> None:
     expected = reference(3, 11, 2, 6, sampler="ghvb:3.8", guidance="apg")
     for got, want in zip(shown, expected, strict=True):
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-    assert "| **chosen** | `ghvb:3.8` | `apg` | `off` |" in table
+    assert "| **chosen** | `ghvb:3.8` | `apg` | " in table and "attention" not in table  # no attention: no column
     assert 0.0 <= figures["runs"]["chosen"]["mean_saturation"] <= 1.0 and figures["runs"]["chosen"]["seconds"] > 0
 
 
@@ -80,8 +81,8 @@ def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> N
         **FAST,
         api_name="/generate_image",
     )
-    baseline, chosen = (pixels(path) for path in slider)
-    assert baseline.shape == chosen.shape == (256, 2 * 256 + 8, 3)
+    baseline, chosen = (pixels(path) for path in slider)  # one seed, the first, on both sides
+    assert baseline.shape == chosen.shape == (256, 256, 3)
     runs = figures["runs"]
     assert runs["baseline"]["config"] == {"sampler": "default", "guidance": "none", "attention": "off"}
     assert runs["chosen"]["config"]["sampler"] == "hb-dpm++:0.6"
@@ -91,14 +92,32 @@ def test_compare_mode_shows_baseline_and_choice_from_the_same_seeds(client) -> N
     assert apg["method"] == "APG" and apg["norm_threshold"] == 0.2 and higs == {"method": "HiGS", **higs}
     assert 0.0 <= runs["chosen"]["recognised"] <= 1.0 and "| recognised |" in table
     assert "| **baseline** | stock scheduler | stock CFG | `off` |" in table  # the stock run is CFG, not "none"
+    assert "| run | sampler | guidance | attention | s | saturation | clipped | recognised |" in table
     assert "**chosen**" in table
     want_base = reference(5, 4, 2, 6)
     want_chosen = reference(5, 4, 2, 6, sampler="hb-dpm++:0.6", guidance="apg+higs", attention="extrapolate")
     for side, want in ((baseline, want_base), (chosen, want_chosen)):
-        assert np.abs(side[:, :256].astype(int) - want[0].astype(int)).max() <= 1
-        assert np.abs(side[:, 264:].astype(int) - want[1].astype(int)).max() <= 1
-    assert np.array_equal(chosen[:, :256], pixels(gallery[0]["image"]))
+        assert np.abs(side.astype(int) - want[0].astype(int)).max() <= 1  # seed 4 on both sides
+    assert np.array_equal(chosen, pixels(gallery[0]["image"]))
     assert not np.array_equal(baseline, chosen)
+
+
+@pytest.mark.parametrize("sampler", ["ghvb", "hb", "nt", "hb-dpm++"])
+def test_auto_beta_applies_to_every_momentum_sampler(client, sampler) -> None:
+    _, _, table, figures = client.predict(
+        digit=1, sampler=sampler, beta=0.55, auto_beta=True, guidance="none", scale=15.0, compare=False,
+        **FAST, api_name="/generate_image",
+    )  # fmt: skip
+    chosen = figures["runs"]["chosen"]
+    assert chosen["config"]["sampler"] == sampler  # the plain preset: momentum_beta="auto"
+    beta = chosen["settings"]["momentum_beta"]
+    pipe = _reference_pipe()
+    from inertia.pipelines.presets import configure
+
+    configure(pipe, sampler=sampler, guidance_scale=15.0)
+    pipe.scheduler.set_timesteps(FAST["steps"])
+    assert beta == pipe.scheduler.momentum_beta != 0.55  # the library's auto β, not the slider's
+    assert f"| **chosen** | `{sampler}` auto β {beta:g} | stock CFG |" in table
 
 
 def test_digit_is_a_string_in_the_api_and_accepted_as_one(client) -> None:
@@ -173,12 +192,19 @@ def test_a_saved_pipeline_folder_is_a_model(client, tmp_path) -> None:
         ({"prompt": "a cat"}, "The embedded digits model takes a digit, not a prompt"),
         ({"model": "./no/such/folder"}, "Could not load the image model './no/such/folder'"),
         ({"model": "not a hub id"}, "is neither an existing directory nor a hub id"),
+        ({"seed": 1.5}, "Seed must be a whole number, got 1.5."),
+        ({"seed": "abc"}, "Seed must be a number, got 'abc'."),
+        ({"scale": "abc"}, "Guidance scale must be a number, got 'abc'."),
+        ({"steps": 2.5}, "Steps must be a whole number, got 2.5."),
+        ({"apg_threshold": "abc"}, "APG norm threshold r (0 = auto) must be a number, got 'abc'."),
+        ({"sampler": "ghvb", "auto_beta": True, "order": 3}, "Order must be 4 with auto β"),
     ],
 )
 def test_invalid_inputs_are_readable_errors_and_the_app_keeps_serving(client, inputs, message) -> None:
     with pytest.raises(AppError) as info:
         client.predict(**{**FAST, "compare": False, **inputs}, api_name="/generate_image")
     assert message in str(info.value)
+    assert not any(entity in str(info.value) for entity in ("&gt;", "&lt;", "&amp;"))  # plain text, not escaped
     gallery, *_ = client.predict(steps=2, batch=1, compare=False, api_name="/generate_image")
     assert len(gallery) == 1
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from inertia.ui.app import METHODS, about_markdown
-from inertia.ui.image_tab import guidance_params, sampler_preset, strip, to_display
+from inertia.ui.image_tab import guidance_params, sampler_preset, to_display
 from inertia.ui.models import ModelStore, UserInputError, normalize_model_name, resolve_device
 from inertia.ui.text_tab import REPEAT_LABEL, highlight_repeats
 
@@ -22,21 +22,31 @@ from inertia.ui.text_tab import REPEAT_LABEL, highlight_repeats
         (("hb", 0.5, False, 2), "hb:1.5"),
         (("nt", 1.0, False, 3), "nt:3"),
         (("hb-dpm++", 0.7, False, 4), "hb-dpm++:0.7"),
-        (("hb-dpm++", 0.7, True, 4, 1.0, 20), "hb-dpm++:1"),  # no guidance: no momentum needed
         (("dpm++2m", 0.7, False, 4), "dpm++2m"),
         (("default", 0.3, True, 1), "default"),
+        # auto β: the plain name, which configure() builds with momentum_beta="auto" (the library's policy)
+        (("hb-dpm++", 0.7, True, 4), "hb-dpm++"),
+        (("ghvb", 0.8, True, 4), "ghvb"),
+        (("hb", 0.8, True, 4), "hb"),
+        (("nt", 0.8, True, 4), "nt"),
     ],
 )
 def test_sampler_preset_from_controls(args, expected) -> None:
     assert sampler_preset(*args) == expected
 
 
-def test_auto_beta_follows_scale_and_steps() -> None:
-    from inertia.core.samplers.beta_policy import recommended_beta
+@pytest.mark.parametrize("sampler", ["ghvb", "hb", "nt", "hb-dpm++"])
+def test_auto_beta_is_the_librarys_policy_for_every_momentum_sampler(sampler) -> None:
+    from inertia.pipelines import configure, load_image_pipeline
 
-    for scale, steps in ((7.5, 20), (15.0, 10), (3.0, 50)):
-        expected = f"hb-dpm++:{recommended_beta(scale, steps, 'hb-dpm'):g}"
-        assert sampler_preset("hb-dpm++", 0.5, True, 4, scale, steps) == expected
+    pipe = load_image_pipeline(device="cpu")
+    for scale, steps in ((15.0, 8), (7.5, 20), (3.0, 50)):
+        configure(pipe, sampler=sampler_preset(sampler, 0.5, True, 4), guidance_scale=scale)
+        pipe.scheduler.set_timesteps(steps)
+        # the scheduler's own momentum_beta="auto" at this scale: whatever the policy picks, never the slider's 0.5
+        assert pipe.scheduler.config.momentum_beta == "auto"
+        assert pipe.scheduler.config.momentum_guidance_scale == scale
+        assert 0.0 < pipe.scheduler.momentum_beta <= 1.0
 
 
 def test_sampler_preset_rejects_bad_values() -> None:
@@ -46,6 +56,10 @@ def test_sampler_preset_rejects_bad_values() -> None:
         sampler_preset("ghvb", 0.8, False, 7)
     with pytest.raises(UserInputError, match="Momentum β"):
         sampler_preset("hb-dpm++", 0.0, False, 4)
+    with pytest.raises(UserInputError, match="Order must be 4 with auto β"):
+        sampler_preset("ghvb", 0.8, True, 3)
+    with pytest.raises(UserInputError, match="auto β must be true or false"):
+        sampler_preset("ghvb", 0.8, "yes", 4)
 
 
 def test_guidance_params_per_preset() -> None:
@@ -75,7 +89,6 @@ def test_small_images_are_enlarged_nearest_neighbour() -> None:
     assert [image.size for image in shown] == [(256, 256), (256, 256)]
     pixels = torch.from_numpy(np.array(shown[0].resize((16, 16), 0))).permute(2, 0, 1).to(torch.int64)
     assert torch.equal(pixels, (images[0] * 255).round().to(torch.int64))
-    assert strip(shown).size == (256 * 2 + 8, 256)
     assert to_display(torch.rand(1, 3, 300, 200))[0].size == (200, 300)  # large images are left alone
 
 
@@ -182,16 +195,17 @@ def test_launch_binds_to_loopback_with_the_cli_signature() -> None:
         launch(device="tpu", block=False)
 
 
-def test_the_examples_show_each_method_where_it_helps() -> None:
+def test_the_examples_are_checked_settings_the_tab_can_show() -> None:
     from inertia.pipelines.presets import GUIDANCE_PRESETS, SAMPLER_PRESETS
     from inertia.ui.image_controls import EXAMPLES
+    from inertia.ui.image_tab import REQUEST_FIELDS
 
-    high = [values for label, values in EXAMPLES if values["scale"] >= 15]
-    assert {values["sampler"] for values in high} >= {"dpm++2m", "hb-dpm++", "ghvb"}
-    assert any(values["guidance"] == "apg" for values in high)
-    assert all(8 <= values["steps"] <= 10 for values in high)
-    for _, values in EXAMPLES:
-        assert values["sampler"] in SAMPLER_PRESETS and values["guidance"] in GUIDANCE_PRESETS
+    assert len(EXAMPLES) >= 3 and len({e.label for e in EXAMPLES}) == len(EXAMPLES)
+    for example in EXAMPLES:
+        assert set(example.controls()) <= set(REQUEST_FIELDS) and example.controls()["compare"] is True
+        presets = example.presets()  # valid, as the tab builds them
+        assert presets["sampler"].split(":")[0] in SAMPLER_PRESETS and presets["guidance"] in GUIDANCE_PRESETS
+        assert f"{example.scale:g}" in example.label and f"{example.steps} steps" in example.label  # says what
 
 
 def test_the_sliders_start_at_the_default_models_tuned_values() -> None:

@@ -386,8 +386,10 @@ def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
 
     Raises:
         TypeError: a method is not a CFG / APG / HiGS instance.
-        ValueError: an invalid combination, a pipeline without a denoiser or scheduler, APG on a pipeline whose
-            CFG a hook cannot replace (Flux, Flux.2 [dev], Qwen-Image), or a Wan 2.2 pipeline with two experts.
+        ValueError: an invalid combination, a pipeline without a denoiser or scheduler, a pipeline that runs no
+            classifier-free guidance (no ``guidance_scale``, e.g. an unconditional ``DDPMPipeline``), APG on a
+            pipeline whose CFG a hook cannot replace (Flux, Flux.2 [dev], Qwen-Image), or a Wan 2.2 pipeline with
+            two experts.
 
     Example:
         >>> from diffusers import DDIMScheduler, UNet2DModel
@@ -404,6 +406,13 @@ def apply_guidance(pipe: Any, *methods: CFG | APG | HiGS) -> Any:
     combiner, higs = check_methods(methods)
     denoiser = find_denoiser(pipe)
     layout = detect_layout(pipe, denoiser)
+    takes_scale = hasattr(type(pipe), "guidance_scale") or "guidance_scale" in getattr(pipe, "__dict__", {})
+    if layout.scale_known and not takes_scale:
+        raise ValueError(
+            f"`pipe` ({type(pipe).__name__}) runs no classifier-free guidance (it takes no `guidance_scale`: an "
+            "unconditional or guidance-free pipeline), so there is no guidance for APG or HiGS to replace; give a "
+            "pipeline with CFG (SD, SDXL, SD3, DigitsPipeline, ...)."
+        )
     if higs is not None and higs.is_identity:
         higs = None
     if not layout.scale_known and isinstance(combiner, APG) and not combiner.is_identity:

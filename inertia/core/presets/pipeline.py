@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import math
 
+from inertia.core.validation import interval
+
 __all__ = [
     "ATTENTION_PRESETS",
     "GUIDANCE_PRESETS",
     "SAMPLERS_WITH_VALUE",
     "SAMPLER_PRESETS",
+    "SAMPLER_VALUE_RANGES",
     "parse_float",
     "split_preset",
     "validate_presets",
@@ -59,17 +62,28 @@ ATTENTION_PRESETS: dict[str, str] = {
 SAMPLERS_WITH_VALUE = ("hb-dpm++", "ghvb", "hb", "nt")
 """Sampler presets written ``name:value`` (β for hb-dpm++, the momentum number r for the PLMS family)."""
 
+SAMPLER_VALUE_RANGES: dict[str, tuple[str, float, float]] = {
+    "hb-dpm++": ("β", 0, 1),
+    "ghvb": ("the momentum number r = order − 1 + β", 0, 5),
+    "hb": ("the momentum number r = order − 1 + β", 0, 5),
+    "nt": ("the momentum number r = order − 1 + β", 0, 5),
+}
+"""What the value of each ``name:value`` sampler preset is and its range, open below and closed above: β ∈ (0, 1]
+(1 = no momentum), r ∈ (0, 5] (orders 1-5, :data:`inertia.core.samplers.plms_momentum.MAX_ORDER`)."""
+
 
 def split_preset(kind: str, name: object, registry: dict[str, str]) -> tuple[str, str | None]:
     """``"name:value"`` → ``(name, value or None)``, checked against ``registry``."""
     if not isinstance(name, str):
         raise ValueError(f"`{kind}` must be a preset name, one of {sorted(registry)}, got {name!r}.")
-    base, _, value = name.strip().lower().partition(":")
+    base, colon, value = name.strip().lower().partition(":")
     if kind == "attention" and base == "attention":
-        base, _, value = value.partition(":")
+        base, colon, value = value.partition(":")
     if base not in registry:
         raise ValueError(f"`{kind}`={name!r} is not a preset; valid: {', '.join(sorted(registry))}.")
-    return base, (value or None)
+    if colon and not value.strip():
+        raise ValueError(f"`{kind}`={name!r} has nothing after the colon: write {base!r} or {base + ':<value>'!r}.")
+    return base, (value.strip() or None)
 
 
 def parse_float(kind: str, name: str, value: str) -> float:
@@ -89,7 +103,12 @@ def validate_presets(sampler: str = "default", guidance: str = "none", attention
     if value is not None:
         if base not in SAMPLERS_WITH_VALUE:
             raise ValueError(f"`sampler`={sampler!r}: {base!r} takes no value.")
-        parse_float("sampler", sampler, value)
+        what, low, high = SAMPLER_VALUE_RANGES[base]
+        number = parse_float("sampler", sampler, value)
+        if not low < number <= high:
+            raise ValueError(
+                f"`sampler`={sampler!r}: {what} must be in {interval(low, high, low_open=True)}, got {number:g}."
+            )
     for kind, name, registry in (
         ("guidance", guidance, GUIDANCE_PRESETS),
         ("attention", attention, ATTENTION_PRESETS),

@@ -69,6 +69,25 @@ def test_quick_run_reports_every_cell_target_and_overhead_row(tmp_path: Path) ->
         assert picture.width > 5 * 16 * 4 and picture.height > len(METHOD_NAMES) * 2 * 16 * 4
 
 
+def test_quick_run_on_the_embedded_32x32_model(tmp_path: Path, monkeypatch) -> None:
+    """`inertia bench guidance --quick` as the README runs it: the default model is the shipped 32x32 one."""
+    monkeypatch.delenv("INERTIA_DIGITS_MODEL", raising=False)
+    assert apg_higs.main(["--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "guidance_quick.json").read_text())
+    assert {c["images"] for c in result["cells"]} == {10}
+    assert result["config"]["apg"]["norm_threshold"] == pytest.approx(2 * APG_NORM_THRESHOLD)  # 3x16x16 -> 3x32x32
+    assert all(0 <= c["class_accuracy"] <= 1 and math.isfinite(c["fd_digits"]) for c in result["cells"])
+    with Image.open(tmp_path / "guidance_grid_quick.png") as picture:
+        assert picture.width > 5 * 32 * 2
+
+
+def test_features_judge_larger_images_at_the_classifiers_size() -> None:
+    images = torch.rand(4, 3, 16, 16)
+    assert torch.equal(
+        apg_higs.features(images.repeat_interleave(2, -1).repeat_interleave(2, -2)), apg_higs.features(images)
+    )
+
+
 def test_apg_is_the_identity_at_guidance_one(pipe) -> None:
     """The benchmark reuses CFG's / HiGS's images for APG / APG+HiGS at w = 1; they must be bit-identical."""
     latents, labels = initial_noise(REPORT_SEED, 1)

@@ -259,3 +259,16 @@ def test_flow_scheduler_on_sd3_is_detected():
     pipe = make_pipeline("sd3", scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
     apply_guidance(pipe, APG(norm_threshold=2.0))
     assert guidance_hook(pipe).layout.family == "flow"
+
+
+@pytest.mark.parametrize("methods", [(APG(),), (HiGS(weight=1.0),), (CFG(),), ()])
+def test_a_pipeline_without_cfg_is_refused_when_applied(methods):
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    unet = UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4,
+                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)  # fmt: skip
+    pipe = DDPMPipeline(unet, DDPMScheduler())
+    with pytest.raises(ValueError, match=r"`pipe` \(DDPMPipeline\) runs no classifier-free guidance"):
+        apply_guidance(pipe, *methods)
+    assert guidance_hook(pipe) is None
+    remove_guidance(pipe)  # nothing to remove: still a no-op
