@@ -4,6 +4,8 @@
 - :func:`momentum_decode`: the same as a ``custom_generate`` callable that checks the generation mode.
 - :func:`contrastive_search`: contrastive search (Su et al. 2022) as a ``custom_generate`` callable, because
   transformers 5 only offers it as remote code on the Hub.
+- :class:`MomentumDecodingLlamaCppProcessor`: momentum decoding as a llama-cpp-python ``logits_processor`` (greedy
+  completion, ``temperature=0``; docs/hosts/llama-cpp.md).
 
 Example:
     >>> from transformers import LogitsProcessorList
@@ -22,6 +24,7 @@ _NAMES = names_by_module(
         "inertia.adapters.transformers.logits_processor": "MomentumDecodingLogitsProcessor",
         "inertia.adapters.transformers.contrastive_search": "contrastive_search",
         "inertia.adapters.transformers.momentum_generate": "momentum_decode",
+        "inertia.adapters.llama_cpp.logits_processor": "MomentumDecodingLlamaCppProcessor",
     }
 )
 __all__ = sorted(_NAMES)
