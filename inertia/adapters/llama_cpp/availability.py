@@ -17,8 +17,8 @@ __all__ = ["LLAMA_CPP_INSTALL", "LlamaCppNotInstalledError", "llama_cpp_installe
 LLAMA_CPP_INSTALL = 'pip install "inertia[llama]"'
 """The command that installs the llama.cpp backend (llama-cpp-python and diskcache, which it imports)."""
 
-_MODULES = ("llama_cpp", "diskcache")
-"""llama-cpp-python's import name, and ``diskcache``, which ``import llama_cpp`` needs."""
+_MODULES = {"llama_cpp": "llama-cpp-python", "diskcache": "diskcache"}
+"""Import name -> distribution: llama-cpp-python, and ``diskcache``, which ``import llama_cpp`` needs."""
 
 
 class LlamaCppNotInstalledError(ModuleNotFoundError, ValueError):
@@ -44,7 +44,6 @@ def require_llama_cpp(what: str = "the llama.cpp backend") -> None:
     ``diskcache`` is missing; returns quietly otherwise. Imports neither."""
     missing = [module for module in _MODULES if importlib.util.find_spec(module) is None]
     if missing:
-        package = "llama-cpp-python" if missing[0] == "llama_cpp" else missing[0]
         raise LlamaCppNotInstalledError(
-            f"{what} needs {package}, which is not installed: {LLAMA_CPP_INSTALL}", name=missing[0]
+            f"{what} needs {_MODULES[missing[0]]}, which is not installed: {LLAMA_CPP_INSTALL}", name=missing[0]
         )
