@@ -269,7 +269,9 @@ def _run_chain(
         ban_at = None
         if min_new_tokens and eog:
             ban_at = llama_cpp.llama_sampler_chain_n(chain)
-            biases = (llama_cpp.llama_logit_bias * len(eog))(*((t, -math.inf) for t in sorted(eog)))
+            biases = (llama_cpp.llama_logit_bias * len(eog))(
+                *(llama_cpp.llama_logit_bias(t, -math.inf) for t in sorted(eog))
+            )
             ban = llama_cpp.llama_sampler_init_logit_bias(llama.n_vocab(), len(eog), biases)
             llama_cpp.llama_sampler_chain_add(chain, ban)
         llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())

@@ -54,6 +54,7 @@ def load_llama(
             f"`device`={device!r}: this llama-cpp-python build has no GPU support (rebuild it with "
             'CMAKE_ARGS="-DGGML_CUDA=on"); use the CPU.'
         )
-    threads = {} if n_threads is None else {"n_threads": n_threads}
     layers = -1 if offload and device != "cpu" else 0
-    return llama_cpp.Llama(model_path=str(source), n_ctx=n_ctx, n_gpu_layers=layers, verbose=False, **threads)
+    return llama_cpp.Llama(
+        model_path=str(source), n_ctx=n_ctx, n_gpu_layers=layers, n_threads=n_threads, verbose=False
+    )
