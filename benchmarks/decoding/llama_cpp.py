@@ -8,8 +8,9 @@
 * **Speed**: tokens/s of each of those runs (the methods interleaved per prompt, in a rotating order), medians and
   the median of per-prompt ratios to greedy.
 * **llama.cpp against our transformers backend** (the same GGUF de-quantised to float32): greedy and momentum
-  decoding on the first ``--transformers-prompts`` (10) prompts, batch 1, the same token ids in; tokens/s, load
-  times, and how many continuations are token-for-token the same on both.
+  decoding on the first ``--transformers-prompts`` (10) prompts, batch 1, the same token ids in, the four runs of a
+  prompt interleaved (rotating order) so that both engines see the same load; tokens/s, load times, and how many
+  continuations are token-for-token the same on both.
 * **Per-step cost** of the processor against the history (1k, 8k, 32k tokens; batch 1, which is what llama.cpp
   runs): one steady-state call after the history grew by one token, on a strided float32 view of 49,152 logits as
   llama-cpp-python passes them; the stateless core (levels recomputed from the whole history) for reference.
@@ -19,6 +20,7 @@ Both engines run with ``--threads`` threads (default 1: llama.cpp's ``n_threads`
 Usage::
 
     python -m benchmarks.decoding.llama_cpp [--quick] [--peers] [--out benchmarks/out] [--threads 1]
+    python -m benchmarks.decoding.llama_cpp --skip loops --out benchmarks/out/llama_cpp_speed   # the other sections
 
 Writes ``llama_cpp.json``, ``llama_cpp.md`` and ``llama_cpp_samples.jsonl`` (``llama_cpp_quick.*`` with ``--quick``).
 """
@@ -103,7 +105,8 @@ def run_loops(llama: Any, prompts: list[dict[str, str]], methods: Sequence[str],
 
 @torch.no_grad()
 def run_transformers(prompts: list[dict[str, str]], llama: Any, new_tokens: int, log: Callable) -> dict[str, Any]:
-    """Greedy and momentum decoding on our transformers backend, batch 1, on the llama.cpp token ids."""
+    """Greedy and momentum decoding on our transformers backend and on llama.cpp, batch 1, the same token ids in; the
+    four runs of a prompt interleaved (in a rotating order), so that both engines see the same load."""
     from inertia.decoders import momentum_decode
     from inertia.pipelines.text import load_text_model
 
@@ -116,9 +119,17 @@ def run_transformers(prompts: list[dict[str, str]], llama: Any, new_tokens: int,
         MOMENTUM: {"custom_generate": momentum_decode, "md_alpha": 0.2, "md_top_k": 5},
     }
     out: dict[str, Any] = {"load_s": load_s, "runs": {m: {"tokens": [], "rates": []} for m in kwargs}}
+    out["llama_runs"] = {m: {"tokens": [], "rates": []} for m in kwargs}
+    model.generate(input_ids=torch.tensor([[1, 2, 3]]), max_new_tokens=2, do_sample=False)  # warm-up, untimed
+    runs = [(engine, name) for name in kwargs for engine in ("transformers", "llama.cpp")]
     for index, row in enumerate(prompts):
         ids = torch.tensor([prompt_ids(llama, row["prompt"])])
-        for name in list(kwargs)[index % 2 :] + list(kwargs)[: index % 2]:
+        for engine, name in runs[index % len(runs) :] + runs[: index % len(runs)]:
+            if engine == "llama.cpp":
+                tokens, seconds = run_llama(llama, ids[0].tolist(), name, new_tokens)
+                out["llama_runs"][name]["tokens"].append(tokens)
+                out["llama_runs"][name]["rates"].append(len(tokens) / seconds)
+                continue
             start = time.perf_counter()
             seq = model.generate(
                 input_ids=ids,
@@ -201,27 +212,29 @@ def summarize(
     summary: dict[str, Any] = {"quality": {}, "speed": {}}
     for name, run in runs.items():
         summary["quality"][name] = {**repetition_stats(run["texts"]), "loops": round(loop_rate(run["texts"], 8), 4)}
-    summary["speed"]["llama.cpp"] = _speed({name: run["rates"] for name, run in runs.items()}, GREEDY)
+    if runs:
+        summary["speed"]["llama.cpp"] = _speed({name: run["rates"] for name, run in runs.items()}, GREEDY)
     if transformers is not None:
         count = len(transformers["runs"][GREEDY]["tokens"])
         both: dict[str, Any] = {"prompts": count, "transformers_load_s": round(transformers["load_s"], 2)}
         for name, run in transformers["runs"].items():
-            ours = runs[name]
+            ours = transformers["llama_runs"][name]
             both[name] = {
                 "transformers_tokens_per_s": round(statistics.median(run["rates"]), 2),
-                "llama_cpp_tokens_per_s": round(statistics.median(ours["rates"][:count]), 2),
+                "llama_cpp_tokens_per_s": round(statistics.median(ours["rates"]), 2),
                 "median_paired_speedup": round(
-                    statistics.median(a / b for a, b in zip(ours["rates"], run["rates"], strict=False)), 2
+                    statistics.median(a / b for a, b in zip(ours["rates"], run["rates"], strict=True)), 2
                 ),
-                "identical_continuations": sum(a == b for a, b in zip(ours["tokens"], run["tokens"], strict=False)),
+                "identical_continuations": sum(a == b for a, b in zip(ours["tokens"], run["tokens"], strict=True)),
                 "median_common_prefix": statistics.median(
-                    common_prefix(a, b) for a, b in zip(ours["tokens"], run["tokens"], strict=False)
+                    common_prefix(a, b) for a, b in zip(ours["tokens"], run["tokens"], strict=True)
                 ),
             }
         summary["vs_transformers"] = both
     summary["samples"] = [
         {"domain": p["domain"], "prompt": p["prompt"], **{m: runs[m]["texts"][i] for m in runs}}
         for i, p in enumerate(prompts)
+        if runs
     ]
     return summary
 
@@ -235,14 +248,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
         environment_text(env)
         + f"llama-cpp-python {summary['llama_cpp_python']}, {cfg['threads']} thread(s) for both engines. "
         + f"llama.cpp load {summary['llama_load_s']:.2f} s. Wall time {summary['wall_time_s']} s.",
-        "",
-        f"## Loops ({cfg['prompts']} prompts, exactly {cfg['max_new_tokens']} new tokens, batch 1, llama.cpp)",
-        "",
-        "| method | rep-2 | rep-3 | rep-4 | diversity | texts with a repeated 8-gram | tokens/s (median) | "
-        "tokens/s / greedy's (median of per-prompt ratios) |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    speed = summary["speed"]["llama.cpp"]
+    if summary["quality"]:
+        lines += [
+            "",
+            f"## Loops ({cfg['prompts']} prompts, exactly {cfg['max_new_tokens']} new tokens, batch 1, llama.cpp)",
+            "",
+            "| method | rep-2 | rep-3 | rep-4 | diversity | texts with a repeated 8-gram | tokens/s (median) | "
+            "tokens/s / greedy's (median of per-prompt ratios) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    speed = summary["speed"].get("llama.cpp", {})
     for name, q in summary["quality"].items():
         ratio = speed[f"median_paired_ratio_to_{GREEDY}"].get(name, 1.0)
         lines.append(
@@ -267,13 +283,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{b['median_paired_speedup']:.2f}x | {b['identical_continuations']}/{both['prompts']} | "
                 f"{b['median_common_prefix']} |"
             )
-    lines += [
-        "",
-        f"## Per-step cost of the processor (batch 1, V {cfg['vocab']:,}, k 5, N 5, median of {cfg['steps']} steps)",
-        "",
-        "| history tokens | incremental ms/step | stateless ms/step | index build ms (first call) |",
-        "| ---: | ---: | ---: | ---: |",
-    ]
+    if summary["step_cost"]:
+        lines += [
+            "",
+            f"## Per-step cost of the processor (batch 1, V {cfg['vocab']:,}, k 5, N 5, median of {cfg['steps']} "
+            "steps)",
+            "",
+            "| history tokens | incremental ms/step | stateless ms/step | index build ms (first call) |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
     for row in summary["step_cost"]:
         lines.append(
             f"| {row['history']:,} | {row['incremental_ms']:.3f} | {row['stateless_ms']:.2f} | {row['build_ms']:.1f} |"
@@ -298,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transformers-prompts", type=int, default=10, help="0: skip the transformers comparison")
     parser.add_argument("--histories", type=comma_ints, default=None, help="per-step cost histories (1k, 8k, 32k)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per history (median)")
+    parser.add_argument(
+        "--skip", choices=("loops", "step-cost"), action="append", default=[], help="leave a section out (repeatable)"
+    )
     args = parser.parse_args(argv)
     quick = {"prompts": 3, "max_new_tokens": 16, "histories": (256, 1024)} if args.quick else {}
     defaults = {"prompts": None, "max_new_tokens": 128, "histories": (1024, 8192, 32768), **quick}
@@ -326,11 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     methods = [GREEDY, MOMENTUM, *(PEERS if args.peers else ())]
     for name in methods:  # warm-up: first-call overheads untimed
         run_llama(llama, prompt_ids(llama, prompts[0]["prompt"]), name, 2)
-    runs = run_loops(llama, prompts, methods, args.max_new_tokens, log)
+    runs = {} if "loops" in args.skip else run_loops(llama, prompts, methods, args.max_new_tokens, log)
     count = min(args.transformers_prompts, len(prompts))
     transformers = run_transformers(prompts[:count], llama, args.max_new_tokens, log) if count else None
     summary = summarize(prompts, runs, transformers)
-    summary["step_cost"] = step_costs(args.histories, llama.n_vocab(), args.steps)
+    steps = "step-cost" not in args.skip
+    summary["step_cost"] = step_costs(args.histories, llama.n_vocab(), args.steps) if steps else []
     summary["config"] = {
         "quick": args.quick,
         "prompts": len(prompts),
@@ -339,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "vocab": llama.n_vocab(),
         "steps": args.steps,
         "methods": methods,
+        "skipped": args.skip,
     }
     summary["environment"] = environment(args.threads)
     summary["llama_cpp_python"] = llama_cpp.__version__
