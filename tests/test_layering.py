@@ -38,10 +38,11 @@ PUBLIC = ("samplers", "guidance", "attention", "decoders", "k_diffusion")
 BASE = ("_lazy",)
 """Standard-library helpers every layer may use (lazy attributes, module aliases)."""
 
-HOSTS = {"diffusers", "transformers", "accelerate", "gradio", "comfy", "vllm"}
+HOSTS = {"diffusers", "transformers", "accelerate", "gradio", "comfy", "vllm", "llama_cpp"}
 """Host libraries: no core module may load one. ``comfy`` is ComfyUI's package: only ``inertia.adapters.comfyui``
 imports it, inside the node methods that run in ComfyUI. ``vllm`` lives in an environment of its own: only
-``inertia.adapters.vllm`` imports it, when vLLM asks for the processor class."""
+``inertia.adapters.vllm`` imports it, when vLLM asks for the processor class. ``llama_cpp`` is llama-cpp-python (an
+optional extra): only ``inertia.adapters.llama_cpp`` imports it, inside the functions that need it."""
 
 
 def module_name(path: Path) -> str:
@@ -263,6 +264,19 @@ def test_only_its_adapter_imports_a_host_with_an_environment_of_its_own(host: st
     assert not bad, f"{host} imported outside inertia.{adapter}: {bad}"
 
 
+def test_only_the_llama_cpp_adapter_imports_llama_cpp() -> None:
+    bad = []
+    for path in source_files():
+        if unit_of(module_name(path)) == "adapters.llama_cpp":
+            continue
+        bad += [
+            f"{module_name(path)}:{line}"
+            for target, line in imported_modules(path)
+            if target.split(".")[0] in ("llama_cpp", "diskcache")
+        ]
+    assert not bad, f"llama-cpp-python imported outside inertia.adapters.llama_cpp: {bad}"
+
+
 def test_no_private_name_is_imported_across_modules() -> None:
     bad = []
     for path in source_files():
@@ -295,6 +309,11 @@ def test_importing_every_core_module_loads_no_host_library() -> None:
         ("import inertia.adapters.comfyui", HOSTS),
         ("import inertia.adapters.vllm", HOSTS | {"torch"}),
         ("from inertia.adapters.vllm.logits_processor import build_processor_class", HOSTS),
+        # the optional llama.cpp extra: its processor, the products' checks and the UI tab import no llama_cpp
+        ("from inertia.decoders import MomentumDecodingLlamaCppProcessor", HOSTS),
+        ("import inertia.adapters.llama_cpp.generate", HOSTS),
+        ("import inertia.pipelines.llama_cpp_text", HOSTS | {"torch"}),
+        ("import inertia.ui.text_tab", HOSTS),
     ],
 )
 def test_light_imports_stay_light(statement: str, forbidden: set[str]) -> None:

@@ -6,6 +6,8 @@
   momentum decoding to sampling (the resistance subtracted from every logit, before the sampling warpers).
 - :func:`contrastive_search`: contrastive search (Su et al. 2022) as a ``custom_generate`` callable, because
   transformers 5 only offers it as remote code on the Hub.
+- :class:`MomentumDecodingLlamaCppProcessor`: momentum decoding as a llama-cpp-python ``logits_processor`` (greedy
+  completion, ``temperature=0``; docs/hosts/llama-cpp.md).
 
 Example:
     >>> from transformers import LogitsProcessorList
@@ -31,6 +33,7 @@ _NAMES = names_by_module(
         "inertia.core.decoding.momentum_penalty": "DEFAULT_PENALTY_ALPHA",
         "inertia.adapters.transformers.momentum_penalty": "MomentumPenaltyLogitsProcessor",
         "inertia.adapters.transformers.momentum_sample": "momentum_sample",
+        "inertia.adapters.llama_cpp.logits_processor": "MomentumDecodingLlamaCppProcessor",
     }
 )
 __all__ = sorted(_NAMES)

@@ -16,8 +16,15 @@ from typing import Any
 
 from inertia.core.lm_attention.config import LM_ATTENTION_PRESETS, parse_lm_attention
 from inertia.pipelines.limits import MAX_SEED
+from inertia.pipelines.llama_cpp_text import LLAMA_CPP_BACKEND, TEXT_BACKENDS
 from inertia.pipelines.text_generation import PARAM_RANGES, TEXT_METHODS
 from inertia.ui.fields import user_choice, user_float, user_int
+from inertia.ui.llama_cpp_text import (
+    LLAMA_CPP_ONLY_METHODS,
+    llama_cpp_sides,
+    llama_cpp_text_model,
+    stream_one_llama_cpp,
+)
 from inertia.ui.models import ModelStore, TextModel, UserInputError
 
 __all__ = ["REPEAT_LABEL", "build_text_tab", "highlight_repeats", "stream_comparison"]
@@ -174,10 +181,12 @@ def stream_comparison(
     seed: int = 0,
     highlight_n: int = 3,
     attention_b: str = "off",
+    backend: str = "transformers",
 ) -> Iterator[tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], str, dict[str, Any]]]:
     """Continues ``prompt`` with ``method_a`` then ``method_b``, yielding the two highlighted texts as they grow, a
     Markdown table and the figures (rep-n and diversity on each continuation, tokens per second). ``attention_b``
     switches Dai et al.'s momentum attention on for side B only (``"off"``, ``"momentum"``, ``"momentum:<eta>"``).
+    ``backend`` runs both sides on transformers or on llama.cpp (:mod:`inertia.ui.llama_cpp_text`).
 
     Raises:
         UserInputError: an invalid input, before any generation.
@@ -194,22 +203,28 @@ def stream_comparison(
         parse_lm_attention(attention_b)
     except ValueError as err:
         raise UserInputError(f"Momentum attention (B): {err}") from None
-    sides = {
-        "A": (method_a, _method_params(method_a, alpha, top_k), "off"),
-        "B": (method_b, _method_params(method_b, alpha, top_k), attention_b),
-    }
-
-    text_model = store.text()
+    backend = user_choice("Backend", backend, dict.fromkeys(TEXT_BACKENDS, ""))
+    stream_one = _stream_one
+    if backend == LLAMA_CPP_BACKEND:
+        sides = llama_cpp_sides(method_a, method_b, alpha, top_k, attention_b)
+        text_model, stream_one = llama_cpp_text_model(store.device), stream_one_llama_cpp
+    else:
+        sides = {
+            "A": (method_a, _method_params(method_a, alpha, top_k), "off"),
+            "B": (method_b, _method_params(method_b, alpha, top_k), attention_b),
+        }
+        text_model = store.text()
     texts = {"A": "", "B": ""}
     figures: dict[str, dict[str, Any]] = {}
 
     def state() -> tuple[Any, ...]:
         summary = {"device": str(store.device), "max_new_tokens": max_new_tokens, "seed": seed, "runs": figures}
+        summary["backend"] = backend
         return highlight_repeats(texts["A"], n), highlight_repeats(texts["B"], n), _table(figures), summary
 
     with text_model.lock:
         for side, (method, params, attention) in sides.items():
-            for text, result in _stream_one(text_model, prompt, method, params, max_new_tokens, seed, attention):
+            for text, result in stream_one(text_model, prompt, method, params, max_new_tokens, seed, attention):
                 texts[side] = text
                 if result is not None:
                     figures[side] = result
@@ -232,18 +247,29 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
         seed: int,
         highlight_n: int,
         attention_b: str,
+        backend: str = "transformers",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's convention)
     ) -> Iterator[tuple[Any, ...]]:
         try:
-            if not store.text_loaded:
+            if not store.text_loaded and backend != LLAMA_CPP_BACKEND:
                 progress(0, desc="loading the text model (first use: about 20 s on a CPU)")
             yield from stream_comparison(
-                store, prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b
+                store,
+                prompt,
+                method_a,
+                method_b,
+                alpha,
+                top_k,
+                max_new_tokens,
+                seed,
+                highlight_n,
+                attention_b,
+                backend,
             )
         except UserInputError as err:
             raise user_error(str(err)) from None
 
-    methods = list(TEXT_METHODS)
+    methods = [*TEXT_METHODS, *LLAMA_CPP_ONLY_METHODS]
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             prompt = gr.Textbox(
@@ -269,6 +295,12 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 elem_id="text-attention",
                 allow_custom_value=True,  # momentum:<eta> too; checked by the tab
             )
+            backend = gr.Radio(
+                list(TEXT_BACKENDS),
+                value="transformers",
+                label="Backend (llama.cpp: the GGUF as shipped, several times faster; needs inertia[llama])",
+                elem_id="text-backend",
+            )
             button = gr.Button("Generate", variant="primary", elem_id="text-generate")
         with gr.Column(scale=3, min_width=320):
             with gr.Row(equal_height=True):
@@ -291,7 +323,7 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
             table = gr.Markdown(elem_id="text-figures")
             with gr.Accordion("Figures (JSON)", open=False):
                 figures = gr.JSON(label="figures")
-    inputs = [prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b]
+    inputs = [prompt, method_a, method_b, alpha, top_k, max_new_tokens, seed, highlight_n, attention_b, backend]
     label_errors(*inputs[1:])
     button.click(run, inputs, [out_a, out_b, table, figures], api_name="generate_text", concurrency_id="models")
     return {"inputs": inputs, "a": out_a, "b": out_b, "table": table, "figures": figures}
