@@ -8,17 +8,20 @@ Usage::
     python -m benchmarks.samplers.auto_beta_policy --quick          # every stage on a tiny grid (a smoke run)
 
 **Split, fixed before any run.** Tuning: exact-denoiser data and noise seeds 101-103 on the SD1.5 (trailing), SDXL
-(leading), Karras and flow (shift 3) schedules, guidance 3 / 7.5 / 12 / 17.5 / 25, steps 6-30. Held out: seeds 0-2
-(seed 0 with SD1.5 is §1's problem) on the same four schedules plus one never tuned on (SD1.5 betas with "linspace"
-spacing, the embedded digits models' config), guidance 1 / 5 / 10 / 15 / 22.5 / 30, steps 6-30 including counts
-between the tuned ones; and the embedded digits model (never used to choose anything), digits 0-9 x 4 seeds.
-Problems, schedules and the runner: :mod:`benchmarks.samplers.auto_beta_problems`.
+(leading), Karras and flow (shift 3) schedules, guidance 3 / 7.5 / 12 / 17.5 / 25, steps 6-30. Held out: other data
+and noise seeds on the same four schedules plus one never tuned on (SD1.5 betas with "linspace" spacing, the embedded
+digits models' config), guidance 1 / 5 / 10 / 15 / 22.5 / 30, steps 6-30 including counts between the tuned ones;
+and the embedded digits model (never used to choose anything), digits 0-9 x 4 seeds. The held-out seeds are 3-5
+(``--heldout-seeds``): a first check on seeds 0-2 (seed 0 with SD1.5 is §1's problem) found 4 cells where the first
+version of the rule lost (see the method pages), the rule was corrected on the tuning data alone, and seeds 3-5 were
+drawn for the check that is reported. Problems, schedules and the runner: :mod:`benchmarks.samplers.auto_beta_problems`.
 
 **Tuning rule** (:func:`choose_policy`). For every sampler (HB-DPM-Solver++ of order 2 and 3; HB, NT and GHVB on
-PLMS of order 2-4), schedule kind, tuned guidance scale and step count, β < 1 is chosen only if it beats the stock
-solver (β = 1) by at least :data:`MIN_GAIN` on *every* tuning problem of that kind; among those β, the one with the
-best worst-case ratio. Everywhere else β = 1. The policy reads the table as a staircase towards less damping (the
-nearest tuned guidance at or below, the nearest tuned step count at or above; β = 1 outside the tuned range).
+PLMS-4), schedule kind, tuned guidance scale and step count: β < 1 only where it was measured to help wherever the
+policy will apply it (no worse than the stock solver on any tuning problem, at least :data:`MIN_GAIN` better on
+average), at few steps or where the stock solver diverged; everywhere else β = 1. The policy reads the table as a
+staircase towards less damping (the nearest tuned guidance at or below, the nearest tuned step count at or above;
+β = 1 outside the tuned range).
 
 **Held-out criterion.** In every (problem, guidance, steps) cell, auto's RMSE ≤ 1.02 x the stock solver's +
 :data:`FLOOR`, and auto ahead of the stock solver at guidance ≥ 15 with ≤ 8 steps.
@@ -61,7 +64,7 @@ TUNE = {
     "steps": (6, 8, 10, 15, 20, 30),
 }
 HELDOUT = {
-    "seeds": (0, 1, 2),
+    "seeds": (3, 4, 5),
     "schedules": ("sd15", "sdxl", "linspace", "karras", "flow"),
     "guidances": (1.0, 5.0, 10.0, 15.0, 22.5, 30.0),
     "steps": (6, 7, 8, 10, 12, 15, 20, 25, 30),
@@ -90,6 +93,10 @@ TOLERANCE = 0.02
 """Held-out criterion: auto's RMSE ≤ (1 + TOLERANCE)·stock + FLOOR."""
 LEAD = (15.0, 8)
 """Held-out: auto must be ahead of the stock solver at guidance ≥ LEAD[0] with ≤ LEAD[1] steps."""
+
+
+def _with_seeds(split: dict[str, Any], seeds: tuple[int, ...] | None) -> dict[str, Any]:
+    return split if seeds is None else {**split, "seeds": seeds}
 
 
 def _problems(split: dict[str, Any]) -> list[AutoProblem]:
@@ -155,11 +162,14 @@ def tune(split: dict[str, Any], batch: int, reference_steps: int, jobs: int = 1,
 def choose_policy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """The tuned table: ``{"<sampler>-<order>/<kind>": {"<guidance>/<steps>": β}}`` (only cells with β < 1).
 
-    Per (sampler, schedule kind, guidance, steps) of the tuning grid, in three parts:
+    Per (sampler, schedule kind, tuned guidance g_i, tuned steps n_j), in three parts:
 
-    1. *Measured to help.* A β < 1 qualifies if its RMSE is at most (1 − MIN_GAIN) x the stock solver's on every
-       tuning problem of the kind (a non-finite stock RMSE counts as beaten by any finite one); the qualifying β with
-       the lowest worst-case ratio wins, ties to the larger β.
+    1. *Measured to help wherever it will be used.* :func:`inertia.core.samplers.beta_policy.auto_beta` applies a
+       cell's β to guidance scales from g_i up to the next tuned one g_{i+1} and to step counts above the next smaller
+       tuned one n_{j-1} up to n_j, so a β < 1 qualifies only if, at every tuned corner of that region, its RMSE is no
+       worse than the stock solver's (β = 1) on every tuning problem of the kind and at least MIN_GAIN better in the
+       geometric mean over them (a non-finite stock RMSE counts as beaten by any finite one). The qualifying β with
+       the lowest worst-case ratio over the corners wins, ties to the larger β.
     2. *Few steps, or a solver that diverges.* The cell is kept only at ≤ FEW_STEPS steps, or where the stock solver
        diverged on every tuning problem (RMSE ≥ DIVERGED, more than the data's own spread).
     3. *The regime's shape.* Divergence grows with the step size, so a cell is kept only if every cell with fewer
@@ -169,31 +179,44 @@ def choose_policy(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]
     for r in rows:
         if r["beta"] == 1.0:
             stock[(r["method"] == "dpm", r["order"], r["kind"], r["guidance"], r["steps"], r["problem"])] = r["rmse"]
-    ratios: dict[tuple, dict[float, list[float]]] = {}
+    ratios: dict[tuple, list[float]] = {}
     diverged: dict[tuple, bool] = {}
     for r in rows:
         if r["beta"] == 1.0:
             continue
-        method, order, kind, guidance, steps = r["method"], r["order"], r["kind"], r["guidance"], r["steps"]
-        base = stock[(method == "dpm", order, kind, guidance, steps, r["problem"])]
-        ratios.setdefault((method, order, kind, guidance, steps), {}).setdefault(r["beta"], []).append(
-            _tuning_ratio(r["rmse"], base)
-        )
-        key = (method, order, kind, guidance, steps)
-        diverged[key] = diverged.get(key, True) and not base < DIVERGED
+        cell = (r["method"], r["order"], r["kind"], r["guidance"], r["steps"])
+        base = stock[(r["method"] == "dpm", r["order"], r["kind"], r["guidance"], r["steps"], r["problem"])]
+        ratios.setdefault((*cell, r["beta"]), []).append(_tuning_ratio(r["rmse"], base))
+        diverged[cell] = diverged.get(cell, True) and not base < DIVERGED
+    guidances = sorted({key[3] for key in diverged})
+    step_counts = sorted({key[4] for key in diverged})
+    betas = sorted({key[5] for key in ratios})
     chosen: dict[tuple, float] = {}
-    for key, by_beta in ratios.items():
-        worst = {beta: max(values) for beta, values in by_beta.items()}
-        good = [beta for beta, w in worst.items() if w <= 1.0 - MIN_GAIN]
-        if good and (key[4] <= FEW_STEPS or diverged[key]):
-            chosen[key] = min(good, key=lambda b: (worst[b], -b))
-    step_counts = sorted({key[4] for key in ratios})
+    for cell in diverged:
+        method, order, kind, guidance, steps = cell
+        i, j = guidances.index(guidance), step_counts.index(steps)
+        corners = [(g, n) for g in guidances[i : i + 2] for n in step_counts[max(j - 1, 0) : j + 1]]
+        worst: dict[float, float] = {}
+        for beta in betas:
+            at_corners = [ratios.get((method, order, kind, g, n, beta)) for g, n in corners]
+            if any(values is None for values in at_corners):
+                continue  # a β not tried for this sampler
+            if all(max(v) <= 1.0 and _geometric_mean(v) <= 1.0 - MIN_GAIN for v in at_corners if v is not None):
+                worst[beta] = max(max(v) for v in at_corners if v is not None)
+        if worst and (steps <= FEW_STEPS or diverged[cell]):
+            chosen[cell] = min(worst, key=lambda b: (worst[b], -b))
     policy: dict[str, dict[str, float]] = {}
     for (method, order, kind, guidance, steps), beta in sorted(chosen.items()):
         if all((method, order, kind, guidance, n) in chosen for n in step_counts if n < steps):
             family = "hb-dpm++" if method == "dpm" else method
             policy.setdefault(f"{family}-{order}/{kind}", {})[f"{guidance:g}/{steps}"] = beta
     return policy
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    if any(not math.isfinite(v) for v in values):
+        return math.inf
+    return math.exp(statistics.fmean(math.log(max(v, 1e-12)) for v in values))
 
 
 def _tuning_ratio(error: float, base: float) -> float:
@@ -353,9 +376,12 @@ def digits(per_digit: int, settings: Sequence[tuple[float, int]]) -> dict[str, A
 
     def score(sampler: str, guidance: float, steps: int) -> tuple[float, float, float]:
         configure(pipe, sampler, guidance_scale=guidance)
-        pipe.scheduler.set_timesteps(steps)
-        beta = float(getattr(pipe.scheduler, "_beta", 1.0))
-        key = ("stock" if beta == 1.0 else sampler, guidance, steps, beta)
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(steps)
+        beta = float(getattr(scheduler, "_beta", 1.0))
+        # at β = 1 every method of a scheduler class is its stock solver (bit for bit), so they share one run
+        method = scheduler.config.get("momentum_method", "") if beta < 1.0 else ""
+        key = (type(scheduler).__name__, scheduler.config.solver_order, method, guidance, steps, beta)
         if key not in cache:
             generators = [torch.Generator().manual_seed(seed) for seed in range(count)]
             images = pipe(labels, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
@@ -366,22 +392,23 @@ def digits(per_digit: int, settings: Sequence[tuple[float, int]]) -> dict[str, A
         return cache[key]
 
     for guidance, steps in settings:
+        _, dpm_acc, dpm_clip = score("dpm++2m", guidance, steps)
         for auto, stock in DIGITS_PAIRS:
             _, stock_acc, stock_clip = score(stock, guidance, steps)
             beta, acc, clip = score(auto, guidance, steps)
-            if beta == 1.0:  # the auto preset is the stock solver here (same scheduler, bit for bit)
-                acc, clip = stock_acc, stock_clip
             rows.append({"auto": auto, "stock": stock, "guidance": guidance, "steps": steps, "beta": beta,
                          "recognised": acc, "stock_recognised": stock_acc, "clipped": clip,
-                         "stock_clipped": stock_clip})  # fmt: skip
+                         "stock_clipped": stock_clip, "dpm_recognised": dpm_acc, "dpm_clipped": dpm_clip})  # fmt: skip
     lines = [
-        "| preset (auto β) | vs | guidance | steps | β | recognised: auto / stock | clipped: auto / stock |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| preset (auto β) | vs | guidance | steps | β | recognised: auto / stock | clipped: auto / stock | "
+        "DPM++2M: recognised, clipped |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['auto']} | {r['stock']} | {r['guidance']:g} | {r['steps']} | {r['beta']:g} | "
-            f"{r['recognised']:.0%} / {r['stock_recognised']:.0%} | {r['clipped']:.3f} / {r['stock_clipped']:.3f} |"
+            f"{r['recognised']:.0%} / {r['stock_recognised']:.0%} | {r['clipped']:.3f} / {r['stock_clipped']:.3f} | "
+            f"{r['dpm_recognised']:.0%}, {r['dpm_clipped']:.3f} |"
         )
     return {"rows": rows, "markdown": "\n".join(lines) + "\n"}
 
@@ -398,6 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument(
+        "--heldout-seeds",
+        type=lambda text: tuple(int(v) for v in text.split(",")),
+        default=None,
+        help="data/noise seeds of the held-out problems (default 3,4,5; the first check used 0,1,2)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=1, help="processes for the exact-denoiser stages (one per problem)"
     )
     args = parser.parse_args(argv)
@@ -412,9 +445,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stages = {
         "tune": lambda: tune(QUICK_TUNE if args.quick else TUNE, batch, reference_steps, args.jobs, args.threads),
         "heldout": lambda: heldout(
-            QUICK_HELDOUT if args.quick else HELDOUT, batch, reference_steps, args.jobs, args.threads
+            _with_seeds(QUICK_HELDOUT if args.quick else HELDOUT, args.heldout_seeds),
+            batch,
+            reference_steps,
+            args.jobs,
+            args.threads,
         ),
-        "digits": lambda: digits(1 if args.quick else 4, DIGITS_SETTINGS[-1:] if args.quick else DIGITS_SETTINGS),
+        "digits": lambda: digits(1 if args.quick else 4, ((15.0, 8),) if args.quick else DIGITS_SETTINGS),
     }
     for stage, run in stages.items():
         if args.stage not in (stage, "all"):
