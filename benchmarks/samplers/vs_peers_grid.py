@@ -103,7 +103,7 @@ class FunctionPeer:
 
 def function_peers(grids: Sequence[str] = GRIDS) -> list[FunctionPeer]:
     """k-diffusion's samplers and inertia's k-diffusion-style HB-DPM-Solver++ functions on every grid."""
-    from inertia.core.samplers.beta_policy import recommended_beta
+    from inertia.core.samplers.beta_policy import auto_beta
     from inertia.k_diffusion import sample_hb_dpmpp_2m, sample_hb_dpmpp_3m
 
     peers = []
@@ -115,7 +115,8 @@ def function_peers(grids: Sequence[str] = GRIDS) -> list[FunctionPeer]:
                 peers.append(
                     FunctionPeer(f"hb_dpmpp_{order}m β={beta}", INERTIA, grid, function, options=_fixed(beta))
                 )
-        peers.append(FunctionPeer("auto hb_dpmpp_2m", AUTO, grid, sample_hb_dpmpp_2m, options=_auto(recommended_beta)))
+        kind = "karras" if grid == "karras" else "vp"  # the "discrete" grid: the model's sigmas at even timesteps
+        peers.append(FunctionPeer("auto hb_dpmpp_2m", AUTO, grid, sample_hb_dpmpp_2m, options=_auto(auto_beta, kind)))
     return peers
 
 
@@ -123,5 +124,5 @@ def _fixed(beta: float) -> Callable[[float, int], dict[str, Any]]:
     return lambda guidance, steps: {"beta": beta}
 
 
-def _auto(rule: Callable[..., float]) -> Callable[[float, int], dict[str, Any]]:
-    return lambda guidance, steps: {"beta": rule(guidance, steps, "hb-dpm")}
+def _auto(rule: Callable[..., float], kind: str) -> Callable[[float, int], dict[str, Any]]:
+    return lambda guidance, steps: {"beta": rule("hb-dpm++", steps, guidance, kind)}

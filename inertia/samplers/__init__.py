@@ -19,7 +19,7 @@ from inertia._lazy import lazy_attributes, names_by_module
 _NAMES = names_by_module(
     {
         "inertia.core.samplers.plms_momentum": "MOMENTUM_METHODS MomentumState adams_bashforth_coefficients ghvb_coefficients ghvb_direction hb_direction momentum_direction momentum_number_to_order_beta nt_direction order_beta_to_momentum_number",
-        "inertia.core.samplers.beta_policy": "AUTO_METHODS recommended_beta",
+        "inertia.core.samplers.beta_policy": "AUTO_METHODS AUTO_SAMPLERS SCHEDULE_KINDS auto_beta recommended_beta",
         "inertia.adapters.diffusers.scheduling_momentum_dpmsolver": "MomentumDPMSolverMultistepScheduler",
         "inertia.adapters.diffusers.scheduling_momentum_plms": "MomentumPLMSScheduler",
     }

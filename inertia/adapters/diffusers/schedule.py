@@ -196,6 +196,19 @@ class MomentumScheduleMixin:
             if terminal >= 1.0:
                 raise ValueError(f"`shift_terminal` must be in (0, 1), got {terminal!r}.")
 
+    def _auto_schedule_kind(self) -> str:
+        """The ``schedule_kind`` of :func:`~inertia.core.samplers.beta_policy.auto_beta` for this config and the last
+        `set_timesteps` call: ``"flow"``, ``"karras"``, ``"vp"`` (a built-in timestep spacing), or ``"other"`` for
+        grids the policy was not measured on (exponential, beta or Lu λ sigmas, zero terminal SNR, custom VP
+        ``timesteps``/``sigmas``), where ``"auto"`` is β = 1."""
+        cfg = self.config  # type: ignore[attr-defined]
+        if cfg.use_flow_sigmas:
+            return "flow"
+        unmeasured = (cfg.use_exponential_sigmas, cfg.use_beta_sigmas, cfg.use_lu_lambdas, cfg.rescale_betas_zero_snr)
+        if getattr(self, "_custom_vp_grid", False) or any(unmeasured):
+            return "other"
+        return "karras" if cfg.use_karras_sigmas else "vp"
+
     @property
     def momentum_beta(self) -> float:
         """The β in use for the current schedule (resolves ``"auto"`` after `set_timesteps`)."""
@@ -233,6 +246,8 @@ class MomentumScheduleMixin:
                 ("leading" spacing with about ``num_train_timesteps`` steps).
         """
         self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
+        # a VP grid of the caller's own: not a grid `momentum_beta="auto"` was measured on
+        self._custom_vp_grid = (timesteps is not None or sigmas is not None) and not self.config.use_flow_sigmas
         self._check_vp_sigmas()
         self._check_collapsed_timesteps()
         self._reset_momentum()

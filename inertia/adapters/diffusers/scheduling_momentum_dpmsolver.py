@@ -38,7 +38,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin  # noqa: F401  
 
 from inertia.adapters.diffusers.private_api import sigma_to_alpha_sigma_t
 from inertia.adapters.diffusers.schedule import MomentumScheduleMixin
-from inertia.core.samplers.beta_policy import recommended_beta
+from inertia.core.samplers.beta_policy import auto_beta
 from inertia.core.samplers.heavy_ball_dpm import dpmpp_2m_combination, dpmpp_3m_combination, dpmpp_update, heavy_ball
 from inertia.core.samplers.plms_momentum import validate_beta
 
@@ -53,8 +53,10 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
 
     Config keys are those of `DPMSolverMultistepScheduler` plus:
         momentum_beta (`float` or `"auto"`, defaults to 0.8): damping β ∈ (0, 1]; 1 = no momentum (stock solver),
-            smaller = more damping of divergence artifacts. ``"auto"`` picks β from the guidance scale and the step
-            count at `set_timesteps` (see `recommended_beta(..., method="hb-dpm")`).
+            smaller = more damping of divergence artifacts. ``"auto"`` picks β at `set_timesteps` with
+            :func:`~inertia.core.samplers.beta_policy.auto_beta` from the guidance scale, the step count,
+            ``solver_order`` and the schedule: β = 1 (the stock solver, bit for bit) wherever damping was not
+            measured to help, and always for ``solver_type="heun"``.
         momentum_guidance_scale (`float`, defaults to 7.5): the CFG scale the pipeline will use; read only when
             ``momentum_beta="auto"``.
         base_shift, max_shift, base_image_seq_len, max_image_seq_len: kept from flow-matching configs so that the
@@ -181,8 +183,12 @@ class MomentumDPMSolverMultistepScheduler(MomentumScheduleMixin, DPMSolverMultis
 
     def _reset_momentum(self) -> None:
         self._velocity = None
-        if self.config.momentum_beta == "auto":
-            self._beta = recommended_beta(self.config.momentum_guidance_scale, int(self.num_inference_steps), "hb-dpm")
+        cfg = self.config
+        if cfg.momentum_beta == "auto":
+            # measured with the midpoint (2M) / 3M updates; the heun form keeps the stock solver (β = 1)
+            kind = self._auto_schedule_kind() if cfg.solver_type == "midpoint" else "other"
+            steps = int(self.num_inference_steps)
+            self._beta = auto_beta("hb-dpm++", steps, cfg.momentum_guidance_scale, kind, order=cfg.solver_order)
         self._find_repeated_sigmas()
 
     def _find_repeated_sigmas(self) -> None:

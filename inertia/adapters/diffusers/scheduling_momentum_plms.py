@@ -32,7 +32,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin, SchedulerOutpu
 
 from inertia.adapters.diffusers.private_api import DPMSolverIndexing, init_step_index
 from inertia.adapters.diffusers.schedule import MomentumScheduleMixin
-from inertia.core.samplers.beta_policy import recommended_beta
+from inertia.core.samplers.beta_policy import auto_beta
 from inertia.core.samplers.plms_momentum import (
     MOMENTUM_METHODS,
     MomentumState,
@@ -62,8 +62,10 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, DPMSolverIndexing, SchedulerM
         momentum_method: ``"ghvb"`` (default: keeps order k for every β, Theorem 2), ``"hb"`` (PLMS-k with heavy
             ball; first order for β < 1, Theorem 1) or ``"nt"`` (Nesterov; also first order).
         solver_order: the PLMS order k, 1-5. With β = 1 every method is plain PLMS-k (AB-k with a lower-order start).
-        momentum_beta: damping β ∈ (0, 1], or ``"auto"`` (chosen at `set_timesteps` from ``momentum_guidance_scale``
-            and the step count by `recommended_beta`). 1 = no momentum; smaller = more damping.
+        momentum_beta: damping β ∈ (0, 1], or ``"auto"``: chosen at `set_timesteps` by
+            :func:`~inertia.core.samplers.beta_policy.auto_beta` from ``momentum_guidance_scale``, the step count,
+            ``solver_order`` and the schedule; 1 (plain PLMS-k) wherever damping was not measured to help.
+            1 = no momentum; smaller = more damping.
         momentum_guidance_scale: the CFG scale the pipeline will use; read only when ``momentum_beta="auto"``.
         num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas, prediction_type, timestep_spacing,
             steps_offset, use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas, use_lu_lambdas,
@@ -174,8 +176,13 @@ class MomentumPLMSScheduler(MomentumScheduleMixin, DPMSolverIndexing, SchedulerM
         self._step_index = None
         self._begin_index = None
         if self.config.momentum_beta == "auto":
-            self._beta = recommended_beta(
-                self.config.momentum_guidance_scale, self.num_inference_steps, self.config.momentum_method
+            cfg = self.config
+            self._beta = auto_beta(
+                cfg.momentum_method,
+                self.num_inference_steps,
+                cfg.momentum_guidance_scale,
+                self._auto_schedule_kind(),
+                order=cfg.solver_order,
             )
         self._coefficients = [self._step_coefficients(i) for i in range(self.num_inference_steps)]
         if self.config.prediction_type != "flow_prediction" and any(c[0] == 0.0 for c in self._coefficients):
