@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from benchmarks.common.exact_denoiser import initial_noise, make_dataset
+from benchmarks.common.exact_denoiser import initial_noise, magnitude_score, make_dataset
 from benchmarks.samplers.accuracy_grid import base_config
 from benchmarks.samplers.study_problems import GuidedX0
 from benchmarks.samplers.study_solvers import reference_solution
@@ -191,14 +191,21 @@ class ProblemRun:
             )
         return self._references[key]
 
-    def error(self, spec: SamplerSpec, guidance: float, steps: int) -> float:
-        """RMSE of ``spec``'s final sample to the reference (inf if non-finite)."""
+    def measure(self, spec: SamplerSpec, guidance: float, steps: int) -> tuple[float, float]:
+        """RMSE of ``spec``'s final sample to the reference (inf if non-finite) and its divergence magnitude score
+        (the paper's metric with the data set's statistics: 0 = nothing out of the data range; inf if non-finite)."""
         scheduler = self.scheduler(spec, guidance)
         out, sigma_start = run_scheduler(
             scheduler, self.model, self.noise, self.labels, guidance, steps, self.problem.kind == "flow"
         )
         diff = (out - self.reference(sigma_start, guidance)).pow(2).mean()
-        return float(diff.sqrt()) if bool(torch.isfinite(diff)) else math.inf
+        if not bool(torch.isfinite(diff)):
+            return math.inf, math.inf
+        return float(diff.sqrt()), magnitude_score(out, self.dataset)
+
+    def error(self, spec: SamplerSpec, guidance: float, steps: int) -> float:
+        """RMSE of ``spec``'s final sample to the reference (inf if non-finite)."""
+        return self.measure(spec, guidance, steps)[0]
 
     def resolved_beta(self, spec: SamplerSpec, guidance: float, steps: int) -> float:
         """The β the scheduler resolves for ``spec`` (1.0 for the stock solver)."""

@@ -65,6 +65,9 @@ def test_auto_beta_follows_the_call_guidance_scale(pipe, scale, sampler):
     pipe.scheduler.set_timesteps(10)
     # the digits models' config ("linspace" spacing) is a VP schedule; plain names run order 2 (DPM) or 4 (PLMS)
     assert pipe.scheduler._beta == auto_beta(sampler, 10, scale, "vp")
+    pipe.scheduler.set_timesteps(8)  # the UI's high-guidance examples: PLMS-4 diverges there, DPM-Solver++ does not
+    damped = scale >= 7.5 and sampler != "hb-dpm++"
+    assert pipe.scheduler._beta == auto_beta(sampler, 8, scale, "vp") and (pipe.scheduler._beta < 1.0) == damped
     configure(pipe, sampler=sampler)  # no scale given: the schedulers' documented default
     assert pipe.scheduler.config.momentum_guidance_scale == 7.5
     configure(pipe, sampler=f"{sampler}:0.6", guidance_scale=scale)  # an explicit β / momentum number ignores it

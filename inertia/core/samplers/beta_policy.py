@@ -2,10 +2,12 @@
 
 A setting called ``auto`` must never be the reason a sample gets worse. So :func:`auto_beta` returns β = 1, which
 is the stock solver bit for bit (DPM-Solver++ for ``"hb-dpm++"``, plain PLMS-k for ``"hb"``, ``"nt"`` and
-``"ghvb"``), everywhere except the cells of a measured table where a β < 1 was no worse than the stock solver on any
-tuning problem and at least 2% better on average, at the cell and at the neighbouring tuned points it is applied up
-to. Those cells are the regime the momentum paper is about: few steps with guidance, and solvers that diverge (PLMS-4
-at few steps, and at up to 30 steps on Karras sigmas).
+``"ghvb"``), everywhere except the cells of a measured table: where the stock solver diverged (its samples left the
+data range on every tuning problem) and a β < 1 was no worse than it on any tuning problem and at least 2% better on
+average, at the cell and at the neighbouring tuned points the lookup applies it up to. That is the regime the momentum
+paper is about: PLMS-4 with guidance at 6-10 steps, and at up to 30 steps on Karras sigmas. DPM-Solver++ never
+diverged on every tuning problem of a cell, and where momentum lowered its error on the exact denoiser it raised the
+clipped fraction on a trained network (the embedded digits model), so ``"hb-dpm++"`` auto is the stock DPM-Solver++.
 
 The table comes from ``python -m benchmarks.samplers.auto_beta_policy --stage tune``: exact-denoiser problems (a
 finite data set, so every error is the sampler's) on the SD1.5 and SDXL schedules (kind ``"vp"``), Karras sigmas
@@ -60,7 +62,6 @@ _MAX_ORDER = {"hb-dpm++": 3, "hb": 5, "nt": 5, "ghvb": 5}
 # fmt: off
 _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
     ("ghvb", 4, "flow"): {
-        (3.0, 6): 0.2, (3.0, 8): 0.2,
         (7.5, 6): 0.2, (7.5, 8): 0.2,
         (12.0, 6): 0.2, (12.0, 8): 0.4, (12.0, 10): 0.4,
         (17.5, 6): 0.2, (17.5, 8): 0.2, (17.5, 10): 0.4,
@@ -74,14 +75,12 @@ _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
         (25.0, 6): 0.2, (25.0, 8): 0.2, (25.0, 10): 0.2, (25.0, 15): 0.2, (25.0, 20): 0.4, (25.0, 30): 0.6,
     },
     ("ghvb", 4, "vp"): {
-        (3.0, 6): 0.2, (3.0, 8): 0.4,
         (7.5, 6): 0.2, (7.5, 8): 0.4,
         (12.0, 6): 0.2, (12.0, 8): 0.2,
         (17.5, 6): 0.2, (17.5, 8): 0.2, (17.5, 10): 0.4,
         (25.0, 6): 0.2, (25.0, 8): 0.2, (25.0, 10): 0.4,
     },
     ("hb", 4, "flow"): {
-        (3.0, 6): 0.6, (3.0, 8): 0.8,
         (7.5, 6): 0.6, (7.5, 8): 0.8,
         (12.0, 6): 0.6, (12.0, 8): 0.6, (12.0, 10): 0.8,
         (17.5, 6): 0.6, (17.5, 8): 0.6, (17.5, 10): 0.8,
@@ -95,38 +94,12 @@ _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
         (25.0, 6): 0.6, (25.0, 8): 0.6, (25.0, 10): 0.6, (25.0, 15): 0.6, (25.0, 20): 0.8, (25.0, 30): 0.6,
     },
     ("hb", 4, "vp"): {
-        (3.0, 6): 0.6, (3.0, 8): 0.8,
         (7.5, 6): 0.6, (7.5, 8): 0.6,
         (12.0, 6): 0.6, (12.0, 8): 0.6,
         (17.5, 6): 0.6, (17.5, 8): 0.6, (17.5, 10): 0.8,
         (25.0, 6): 0.6, (25.0, 8): 0.6, (25.0, 10): 0.6,
     },
-    ("hb-dpm++", 2, "karras"): {
-        (7.5, 6): 0.6,
-        (12.0, 6): 0.6,
-    },
-    ("hb-dpm++", 2, "vp"): {
-        (7.5, 6): 0.6, (7.5, 8): 0.6,
-        (12.0, 6): 0.7, (12.0, 8): 0.7,
-        (17.5, 6): 0.7, (17.5, 8): 0.7,
-        (25.0, 6): 0.7, (25.0, 8): 0.7,
-    },
-    ("hb-dpm++", 3, "karras"): {
-        (3.0, 6): 0.6, (3.0, 8): 0.6,
-        (7.5, 6): 0.6, (7.5, 8): 0.6,
-        (12.0, 6): 0.6, (12.0, 8): 0.6,
-        (17.5, 6): 0.6, (17.5, 8): 0.6,
-        (25.0, 6): 0.6, (25.0, 8): 0.6,
-    },
-    ("hb-dpm++", 3, "vp"): {
-        (3.0, 6): 0.7, (3.0, 8): 0.7,
-        (7.5, 6): 0.6, (7.5, 8): 0.6,
-        (12.0, 6): 0.6, (12.0, 8): 0.6,
-        (17.5, 6): 0.6, (17.5, 8): 0.6,
-        (25.0, 6): 0.6, (25.0, 8): 0.6,
-    },
     ("nt", 4, "flow"): {
-        (3.0, 6): 0.4, (3.0, 8): 0.4,
         (7.5, 6): 0.4, (7.5, 8): 0.4,
         (12.0, 6): 0.4, (12.0, 8): 0.4, (12.0, 10): 0.6,
         (17.5, 6): 0.4, (17.5, 8): 0.4, (17.5, 10): 0.4,
@@ -140,7 +113,6 @@ _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
         (25.0, 6): 0.4, (25.0, 8): 0.4, (25.0, 10): 0.4, (25.0, 15): 0.4, (25.0, 20): 0.6, (25.0, 30): 0.4,
     },
     ("nt", 4, "vp"): {
-        (3.0, 6): 0.4, (3.0, 8): 0.4,
         (7.5, 6): 0.4, (7.5, 8): 0.4,
         (12.0, 6): 0.4, (12.0, 8): 0.4,
         (17.5, 6): 0.4, (17.5, 8): 0.4, (17.5, 10): 0.4,

@@ -63,12 +63,10 @@ def test_where_auto_is_1_the_function_is_the_real_sample_dpmpp_2m() -> None:
 
 
 def test_a_damped_cell_reaches_the_function() -> None:
-    cells = beta_policy.measured_cells("hb-dpm++", 2, "karras")
-    if not cells:
-        pytest.skip("no damped cell for HB-DPM++(2M) on Karras sigmas")
-    (guidance, steps), beta = next(iter(cells.items()))
-    assert auto_beta("hb-dpm++", steps, guidance, "karras") == beta < 1.0
+    cells = beta_policy.measured_cells("ghvb", 4, "karras")
+    (guidance, steps), beta = min(cells.items())
+    assert auto_beta("ghvb", steps, guidance, "karras") == beta < 1.0
     sigmas = _karras(steps)
     x = starting_sample(sigma=float(sigmas[0]))
-    damped = sample_hb_dpmpp_2m(gaussian_denoiser, x, sigmas, disable=True, beta=beta)
-    assert not torch.equal(damped, sample_hb_dpmpp_2m(gaussian_denoiser, x, sigmas, disable=True, beta=1.0))
+    damped = sample_ghvb(gaussian_denoiser, x, sigmas, disable=True, order=4, beta=beta)
+    assert not torch.equal(damped, sample_ghvb(gaussian_denoiser, x, sigmas, disable=True, order=4, beta=1.0))

@@ -32,6 +32,22 @@ def test_the_table_is_tuned_cells_with_damping_only() -> None:
             assert 0.0 < beta < 1.0  # a listed cell damps; every other cell is the stock solver
 
 
+def test_the_measured_verdicts_per_sampler() -> None:
+    """PLMS-4 diverges with guidance at few steps and is damped there; DPM-Solver++ never diverged on every tuning
+    problem of a cell (and damping it raised clipping on the digits model), so its auto is the stock solver."""
+    for kind in SCHEDULE_KINDS:
+        for order in (2, 3):
+            for steps in range(1, 40):
+                for guidance in (1.0, 3.0, 7.5, 10.0, 15.0, 22.5, 30.0):
+                    assert auto_beta("hb-dpm++", steps, guidance, kind, order=order) == 1.0
+    for sampler in ("ghvb", "hb", "nt"):
+        for kind in ("vp", "karras", "flow"):
+            assert all(auto_beta(sampler, n, g, kind) < 1.0 for g in (15.0, 22.5, 30.0) for n in (6, 7, 8))
+    assert auto_beta("ghvb", 8, 15.0) == 0.2 and auto_beta("hb", 8, 15.0) == 0.6 and auto_beta("nt", 8, 15.0) == 0.4
+    assert auto_beta("ghvb", 20, 15.0, "karras") == 0.6  # PLMS-4 on Karras sigmas diverges up to 30 steps
+    assert auto_beta("ghvb", 20, 15.0, "vp") == 1.0  # ... on the VP spacings it has converged by then
+
+
 def test_every_measured_cell_is_what_auto_returns_there() -> None:
     for (sampler, order, kind), cells in MEASURED.items():
         assert measured_cells(sampler, order, kind) == cells
