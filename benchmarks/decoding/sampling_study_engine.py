@@ -74,13 +74,13 @@ class LlamaStudyEngine:
 
         if row.penalties is not None:
             repeat, frequency, presence = row.penalties
-            # llama-cpp-python 0.3.36 declares a leading n_vocab that llama.cpp's C function no longer takes (it reads
-            # the window from that first integer register): passing the window in both places is right either way
-            add(lib.llama_sampler_init_penalties(PENALTY_LAST_N, PENALTY_LAST_N, repeat, frequency, presence))
+            add(lib.llama_sampler_init_penalties(self.n_vocab, PENALTY_LAST_N, repeat, frequency, presence))
         if row.dry is not None:
             multiplier, base, allowed = row.dry
             breakers = (ctypes.c_char_p * len(DRY_BREAKERS))(*(b.encode() for b in DRY_BREAKERS))
-            add(lib.llama_sampler_init_dry(self.vocab, multiplier, base, allowed, -1, breakers, len(DRY_BREAKERS)))
+            # the whole context: this binding has no n_ctx_train argument, so a window of -1 would switch DRY off
+            window = self.llm.n_ctx()
+            add(lib.llama_sampler_init_dry(self.vocab, multiplier, base, allowed, window, breakers, len(DRY_BREAKERS)))
         if row.greedy:
             add(lib.llama_sampler_init_greedy())
         else:

@@ -36,9 +36,9 @@ def _text_metrics(items: Sequence[dict[str, Any]]) -> dict[str, float]:
     texts = [item["text"] for item in items]
     coherence = _scorer().score([item["prompt"] for item in items], texts)
     return {
-        "rep-2": 100 * rep_n(texts, 2),
-        "rep-3": 100 * rep_n(texts, 3),
-        "rep-4": 100 * rep_n(texts, 4),
+        "rep-2": rep_n(texts, 2),
+        "rep-3": rep_n(texts, 3),
+        "rep-4": rep_n(texts, 4),
         "diversity": diversity(texts),
         "loops": 100 * loop_rate(texts),
         "coherence": float(statistics.fmean(coherence)),

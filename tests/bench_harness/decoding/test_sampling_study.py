@@ -64,3 +64,19 @@ def test_engine_is_seeded_and_a_zero_penalty_is_plain_sampling() -> None:
     assert len(plain["tokens"]) == 8
     assert again["tokens"] == plain["tokens"]  # nothing leaks from one call to the next
     assert zero["tokens"] == plain["tokens"]  # α = 0 is plain sampling, token for token
+
+
+@pytest.mark.skipif(not HAS_LLAMA, reason='llama.cpp is not installed (pip install "inertia[llama]")')
+def test_engine_dry_and_penalties_change_a_looping_continuation() -> None:
+    # guards the bindings: a DRY window of -1 or a misplaced penalty window silently turns the sampler off
+    from benchmarks.decoding.sampling_study_engine import LlamaStudyEngine
+    from inertia.pipelines.text import smollm2_gguf_path
+
+    engine = LlamaStudyEngine(str(smollm2_gguf_path()), threads=1, n_ctx=128)
+    prompt = "one two three one two three one two three one two"
+    greedy = engine.generate(prompt, Row("greedy", greedy=True), seed=0, max_new_tokens=8)["tokens"]
+    dry = engine.generate(prompt, Row("dry", greedy=True, dry=(5.0, 1.75, 2)), seed=0, max_new_tokens=8)["tokens"]
+    penalty = Row("rep", greedy=True, penalties=(5.0, 0.0, 0.0))
+    repeat = engine.generate(prompt, penalty, seed=0, max_new_tokens=8)["tokens"]
+    assert dry != greedy
+    assert repeat != greedy
