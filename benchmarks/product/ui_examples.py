@@ -9,7 +9,7 @@ that clips least relative to its baseline; ``check`` scores the shipped examples
 used by ``search``) and marks each as a win or not::
 
     python -m benchmarks.product.ui_examples search [--samples-per-digit 5] [--slots APG,...] [--threads 1]
-    python -m benchmarks.product.ui_examples check [--samples-per-digit 20] [--threads 1]
+    python -m benchmarks.product.ui_examples check [--samples-per-digit 20] [--seed-base 0] [--buttons 0,2] [--threads 1]
     python -m benchmarks.product.ui_examples check --quick   # smoke test: 1 image per digit, 2 steps
 
 Image ``i`` shows digit ``i % 10`` from seed ``base + i``, as in :mod:`benchmarks.product.embedded_scoring`; the
@@ -166,9 +166,18 @@ def search(
     return result
 
 
-def check(pipe: Any, per_digit: int, examples: Sequence[Example] = tuple(EXAMPLES), steps: int | None = None):
-    """The shipped examples on the evaluation seeds (``steps`` overrides their steps: smoke tests only)."""
-    scorer = Scorer(pipe, EVAL_SEED_BASE)
+def check(
+    pipe: Any,
+    per_digit: int,
+    examples: Sequence[Example] = tuple(EXAMPLES),
+    steps: int | None = None,
+    seed_base: int = EVAL_SEED_BASE,
+) -> list[dict[str, Any]]:
+    """The shipped examples on the evaluation seeds from ``seed_base`` (``steps`` overrides their steps: smoke tests
+    only)."""
+    if not EVAL_SEED_BASE <= seed_base <= TUNING_SEED_BASE - 10 * per_digit:
+        raise ValueError(f"--seed-base must keep the evaluation seeds below the tuning seeds, got {seed_base}")
+    scorer = Scorer(pipe, seed_base)
     chosen = [dataclasses.replace(e, steps=steps) if steps else e for e in examples]
     return [_score(scorer, example, per_digit) for example in chosen]
 
@@ -216,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--slots", default=None, help=f"search only these buttons, comma-separated: {list(CANDIDATES)}"
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 image per digit, 2 steps")
+    parser.add_argument("--seed-base", type=int, default=EVAL_SEED_BASE, help="check: the first evaluation seed")
+    parser.add_argument(
+        "--buttons", default=None, help="check: only these buttons, by index (0-based), comma-separated"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/ui_examples"))
     args = parser.parse_args(argv)
@@ -239,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chosen = found["chosen"]
                 lines += [f"Chosen: {chosen['setting'] if chosen else 'none wins'}", ""]
         else:
-            result = check(pipe, per_digit, steps=2 if args.quick else None)
+            chosen = [EXAMPLES[int(i)] for i in args.buttons.split(",")] if args.buttons else EXAMPLES
+            result = check(pipe, per_digit, chosen, steps=2 if args.quick else None, seed_base=args.seed_base)
             lines += rows_markdown(result)
             lines.append(f"{sum(r['wins'] for r in result)} of {len(result)} buttons win on the evaluation seeds.")
     text = "\n".join(lines) + "\n"

@@ -127,12 +127,11 @@ CSS = """
 #text-a .text, #text-b .text { word-break: normal; overflow-wrap: anywhere; }
 #image-figures, #text-figures { overflow-x: auto; }
 #image-figures table, #text-figures table { width: auto; table-layout: auto; }
-#image-figures th, #image-figures td, #text-figures th, #text-figures td {
-  white-space: nowrap; word-break: keep-all; overflow-wrap: normal;
-}
+#image-figures th, #image-figures td, #text-figures th { white-space: nowrap; }
+#text-figures td { white-space: normal; word-break: keep-all; overflow-wrap: normal; }
 """
-"""Pixel-sharp digits, whole words in the streamed text, and figure tables whose cells each stay on one line (the
-table scrolls sideways rather than breaking a word letter by letter)."""
+"""Pixel-sharp digits, whole words in the streamed text, and figure tables that never break a word: the image table's
+cells each stay on one line; the text table's method names wrap at spaces so the table fits its column."""
 
 
 def build_app(

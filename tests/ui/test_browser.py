@@ -4,9 +4,14 @@ is photographed.
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium chromium-driver``) and the ``playwright`` Python package;
 Playwright's own browser download is not used. Without them the test fails, saying what to install.
 
-The README screenshots come from the same test with larger requests::
+The README screenshots come from the same test with larger requests, on the shipped 32x32 model::
 
-    INERTIA_SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest tests/ui/test_browser.py -m browser
+    INERTIA_DIGITS_MODEL=digits INERTIA_SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest \
+        tests/ui/test_browser.py -m browser
+
+It checks what a first visit shows at 1400x1000: Generate and every example button without scrolling (photographed
+as ``image_tab_first_view.png``), a figures table whose cells each fit on one line, the same seed on both sides of
+the comparison slider, and no legend chip on the text tab.
 """
 
 from __future__ import annotations
@@ -35,6 +40,19 @@ FLAGS = [
 ``--headless`` and a fresh ``--user-data-dir`` itself."""
 TIMEOUT_MS = 300_000
 DOCS_DIR = os.environ.get("INERTIA_SCREENSHOTS_DIR")
+VIEWPORT = {"width": 1400, "height": 1000}
+
+_CELL_LINES = """
+(selector) => [...document.querySelectorAll(selector)].map((cell) => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const tops = [...range.getClientRects()].filter((r) => r.width > 0).map((r) => r.top).sort((a, b) => a - b);
+  let lines = tops.length ? 1 : 0;
+  for (let i = 1; i < tops.length; i++) if (tops[i] - tops[i - 1] > 6) lines += 1;
+  return {text: cell.innerText, lines, cut: cell.scrollWidth > cell.clientWidth + 1};
+})
+"""
+"""Each table cell's text, the lines it takes and whether it is cut off."""
 
 
 def _chromium(playwright: Any) -> Any:
@@ -68,6 +86,34 @@ def _no_error_toast(page: Any) -> None:
     assert errors.count() == 0, errors.first.inner_text()
 
 
+def _in_first_view(page: Any, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"], f"{selector} is below the fold: {box}"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], f"{selector} is off to the side: {box}"
+
+
+def _table_is_readable(page: Any, elem_id: str, cells: str = "th, td") -> None:
+    """The table fits its column (no sideways scrolling: every column shows), and each of ``cells`` is one line and
+    whole (the other cells may wrap, at spaces only: the CSS never breaks a word)."""
+    lines = page.evaluate(_CELL_LINES, ", ".join(f"#{elem_id} {cell.strip()}" for cell in cells.split(",")))
+    assert lines and all(c["lines"] == 1 and not c["cut"] for c in lines), [
+        c for c in lines if c["lines"] != 1 or c["cut"]
+    ]
+    inside = page.evaluate(
+        f"(() => {{ const e = document.querySelector('#{elem_id}'); return e.scrollWidth <= e.clientWidth + 1; }})()"
+    )
+    assert inside, f"#{elem_id}'s table is wider than its column"
+
+
+def _slider_sources(page: Any) -> list[str]:
+    return page.eval_on_selector_all("#image-compare img", "(images) => images.map((image) => image.src)")
+
+
+def _file_of(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
 def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
@@ -80,9 +126,16 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
     with sync_playwright() as playwright:
         browser = _chromium(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)
             page.goto(ui_app.local_url, timeout=60_000)
             page.wait_for_selector("#image-generate", timeout=60_000)
+
+            # The first view: Generate and every example without scrolling.
+            from inertia.ui.image_controls import EXAMPLES
+
+            for selector in ["#image-generate", *(f"#image-example-{i}" for i in range(len(EXAMPLES)))]:
+                _in_first_view(page, selector)
+            page.screenshot(path=str(out / "image_tab_first_view.png"))
 
             # Image tab: compare mode (on by default) renders the baseline and the chosen configuration.
             if DOCS_DIR:
@@ -94,19 +147,39 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
             _wait_for_rows(page, "image-figures", 2)
             images = page.locator("#image-gallery img")
             assert images.count() == (4 if DOCS_DIR else 2)
-            assert page.locator("#image-compare img").count() == 2
+            _table_is_readable(page, "image-figures")
+            assert "recognised" in page.locator("#image-figures thead").inner_text()
+            # the slider: the same seed on both sides, the first of the batch, and the one selected in the gallery
+            page.wait_for_function("document.querySelectorAll('#image-compare img').length === 2", timeout=TIMEOUT_MS)
+            assert "Seed 0:" in page.locator("#image-compare").inner_text()
+            gallery = [
+                _file_of(src) for src in page.eval_on_selector_all("#image-gallery img", "(i) => i.map((x) => x.src)")
+            ]
+            baseline, chosen = map(_file_of, _slider_sources(page))
+            assert chosen == gallery[0] and baseline != chosen
             page.get_by_text("Raw images (the model's own pixels)").click()  # the raw PNGs, one per image
             page.wait_for_function(
                 f"document.querySelectorAll('#image-raw a').length >= {4 if DOCS_DIR else 2}", timeout=TIMEOUT_MS
             )
             _no_error_toast(page)
             page.screenshot(path=str(out / "image_tab.png"), full_page=True)
-            if not DOCS_DIR:  # an example button sets the high-guidance regime and runs it
-                page.click("#image-example-0")
+            if not DOCS_DIR:
+                images.nth(1).click()  # the second image: seed 1 on both sides
                 page.wait_for_function(
-                    "document.querySelector('#image-figures').innerText.includes('dpm++2m')", timeout=TIMEOUT_MS
+                    "document.querySelector('#image-compare').innerText.includes('Seed 1:')", timeout=30_000
                 )
-                assert page.locator("#image-steps input[type='number']").input_value() == "10"
+                assert _file_of(_slider_sources(page)[1]) == gallery[1]
+                page.keyboard.press("Escape")
+                # an example button sets its regime and runs it
+                page.click("#image-example-0")
+                steps = str(EXAMPLES[0].steps)
+                page.wait_for_function(
+                    f"document.querySelector(\"#image-steps input[type='number']\").value === '{steps}'",
+                    timeout=30_000,
+                )
+                page.wait_for_function(
+                    "document.querySelector('#image-figures').innerText.includes('chosen')", timeout=TIMEOUT_MS
+                )
                 _wait_for_rows(page, "image-figures", 2)
                 _no_error_toast(page)
 
@@ -119,6 +192,8 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
             _wait_for_rows(page, "text-figures", 2)
             for side in ("text-a", "text-b"):
                 assert page.locator(f"#{side}").inner_text().strip()
+                assert page.locator(f"#{side} .legend-item").count() == 0  # no "repeat" chip without a repeat
+            _table_is_readable(page, "text-figures", cells="th")
             _no_error_toast(page)
             page.screenshot(path=str(out / "text_tab.png"), full_page=True)
 
@@ -128,5 +203,5 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
             page.screenshot(path=str(out / "about_tab.png"), full_page=True)
         finally:
             browser.close()
-    for name in ("image_tab.png", "text_tab.png", "about_tab.png"):
+    for name in ("image_tab_first_view.png", "image_tab.png", "text_tab.png", "about_tab.png"):
         assert (out / name).stat().st_size > 20_000, name
