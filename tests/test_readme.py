@@ -102,6 +102,7 @@ NOT_COMMANDS = {
 """Inline code that starts like a command but is not one, and why."""
 TEMPLATES: dict[str, list[list[str]]] = {
     "inertia demo [--host 127.0.0.1 --port 7860]": [["demo", "--host", "127.0.0.1", "--port", "{free_port}"]],
+    "inertia demo": [["demo", "--host", "127.0.0.1", "--port", "{free_port}"]],
     "inertia generate text --attention momentum[:eta]": [
         ["generate", "text", "--attention", "momentum:0.05", "--prompt", "The old lighthouse keeper", "--max-new-tokens",
          "8"],
@@ -186,9 +187,11 @@ def test_readme_links_and_installs_name_what_exists(command: str) -> None:
         assert (Path(argv[2]) / "__init__.py").is_file()
         return
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    makefile = (ROOT / "Makefile").read_text()
+    model_packages = set(re.findall(r"([\w-]+)==", re.search(r"MODEL_PACKAGES := (.*)", makefile).group(1)))
     for spec in argv[2:]:
-        name, _, extras = spec.partition("[")
-        assert name in (".", "-e", project["name"]) or spec.startswith("-"), spec
+        name, _, extras = spec.split(" @ ")[0].partition("[")  # "inertia[ui] @ git+URL": a direct reference
+        assert name in (".", "-e", project["name"], *model_packages) or spec.startswith("-"), spec
         assert set(filter(None, extras.rstrip("]").split(","))) <= set(project["optional-dependencies"]), spec
 
 
