@@ -70,9 +70,11 @@ def _base_scheduler(pipe: Any) -> Any:
 def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None) -> Any:
     """A new scheduler for ``pipe`` from the sampler preset ``sampler`` (its original scheduler's config).
 
-    ``guidance_scale`` is the CFG scale of the coming calls; plain ``"hb-dpm++"`` (auto β) reads it, and falls back
-    to the scheduler's ``momentum_guidance_scale`` default (7.5) when it is None. So do plain ``"ghvb"``, ``"hb"`` and
-    ``"nt"`` (order 4).
+    ``guidance_scale`` is the CFG scale of the coming calls; plain ``"hb-dpm++"`` (order 2, auto β) reads it, and
+    falls back to the scheduler's ``momentum_guidance_scale`` default (7.5) when it is None. So do plain ``"ghvb"``,
+    ``"hb"`` and ``"nt"`` (order 4). Auto β is :func:`inertia.core.samplers.beta_policy.auto_beta`: the stock solver
+    (DPM-Solver++(2M), plain PLMS-4) unless it was measured to diverge there and damping to help; for DPM-Solver++
+    that was never the case, so plain ``"hb-dpm++"`` samples as ``"dpm++2m"`` does.
     """
     from diffusers import DDIMScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
 
@@ -102,8 +104,8 @@ def make_scheduler(pipe: Any, sampler: str, guidance_scale: float | None = None)
                 config, parse_float("sampler", sampler, value), method=base
             )
         auto = {} if guidance_scale is None else {"momentum_guidance_scale": guidance_scale}
-        # order 4 with β from the guidance scale and step count (`recommended_beta`): a fixed 3.8 diverges at few
-        # steps (digits, 8 steps, w 7.5, 100 samples: class accuracy 0.53 with 3.8, 0.80 with auto β 0.5)
+        # order 4 with the measured auto β (`auto_beta`): plain PLMS-4 where it converges, damped where it diverges
+        # (with guidance at 6-10 steps the tuning chose β 0.2-0.4 for GHVB, so a fixed 3.8 damps too little there)
         return MomentumPLMSScheduler.from_config(
             config, momentum_method=base, solver_order=4, momentum_beta="auto", **auto
         )
@@ -209,7 +211,8 @@ def configure(
             prefixes for ``"apg+higs"``).
         attention_params: overrides of `MomentumAttention` fields.
         guidance_scale: the CFG scale you will call the pipeline with; the auto-β samplers (plain ``"hb-dpm++"``,
-            ``"ghvb"``, ``"hb"``, ``"nt"``) pick β from it and the step count (None: the schedulers' default, 7.5).
+            ``"ghvb"``, ``"hb"``, ``"nt"``) pick β from it, the step count and the schedule with
+            :func:`~inertia.core.samplers.beta_policy.auto_beta` (None: the schedulers' default, 7.5).
 
     Returns:
         ``pipe``.

@@ -247,7 +247,8 @@ class MomentumScheduleMixin:
         """
         self._set_schedule(num_inference_steps, device, timesteps, sigmas, mu)
         # a VP grid of the caller's own: not a grid `momentum_beta="auto"` was measured on
-        self._custom_vp_grid = (timesteps is not None or sigmas is not None) and not self.config.use_flow_sigmas
+        flow = self._grid.config.use_flow_sigmas
+        self._custom_vp_grid = (timesteps is not None or sigmas is not None) and not flow
         self._check_vp_sigmas()
         self._check_collapsed_timesteps()
         self._reset_momentum()

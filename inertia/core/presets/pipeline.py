@@ -31,7 +31,8 @@ __all__ = [
 SAMPLER_PRESETS: dict[str, str] = {
     "default": "the pipeline's own scheduler",
     "dpm++2m": "DPM-Solver++(2M), stock (inertia's class at β = 1: bit-identical, flow configs handled)",
-    "hb-dpm++": "DPM-Solver++(2M) with heavy-ball momentum; `hb-dpm++:0.8` sets β, plain = auto β",
+    "hb-dpm++": "DPM-Solver++(2M) with heavy-ball momentum; `hb-dpm++:0.8` sets β, plain = auto β (= dpm++2m: "
+    "DPM-Solver++ was never measured to diverge)",
     "plms": "PLMS (4th-order Adams-Bashforth), no momentum",
     "ghvb": "PLMS with generalized heavy ball; `ghvb:3.8` = order 4, β 0.8; plain = order 4, auto β",
     "hb": "PLMS with heavy ball; `hb:3.8` = order 4, β 0.8; plain = order 4, auto β",

@@ -5,7 +5,8 @@ is the stock solver bit for bit (DPM-Solver++ for ``"hb-dpm++"``, plain PLMS-k f
 ``"ghvb"``), everywhere except the cells of a measured table: where the stock solver diverged (its samples left the
 data range on every tuning problem) and a β < 1 was no worse than it on any tuning problem and at least 2% better on
 average, at the cell and at the neighbouring tuned points the lookup applies it up to. That is the regime the momentum
-paper is about: PLMS-4 with guidance at 6-10 steps, and at up to 30 steps on Karras sigmas. DPM-Solver++ never
+paper is about: PLMS-4 with guidance at 6-10 steps (15 on the flow schedule at high guidance), and at up to 30 steps
+on Karras sigmas. DPM-Solver++ never
 diverged on every tuning problem of a cell, and where momentum lowered its error on the exact denoiser it raised the
 clipped fraction on a trained network (the embedded digits model), so ``"hb-dpm++"`` auto is the stock DPM-Solver++.
 
@@ -62,10 +63,11 @@ _MAX_ORDER = {"hb-dpm++": 3, "hb": 5, "nt": 5, "ghvb": 5}
 # fmt: off
 _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
     ("ghvb", 4, "flow"): {
-        (7.5, 6): 0.2, (7.5, 8): 0.2,
+        (3.0, 6): 0.2, (3.0, 8): 0.2, (3.0, 10): 0.2,
+        (7.5, 6): 0.2, (7.5, 8): 0.2, (7.5, 10): 0.6,
         (12.0, 6): 0.2, (12.0, 8): 0.4, (12.0, 10): 0.4,
-        (17.5, 6): 0.2, (17.5, 8): 0.2, (17.5, 10): 0.4,
-        (25.0, 6): 0.2, (25.0, 8): 0.2, (25.0, 10): 0.2,
+        (17.5, 6): 0.2, (17.5, 8): 0.2, (17.5, 10): 0.4, (17.5, 15): 0.8,
+        (25.0, 6): 0.2, (25.0, 8): 0.2, (25.0, 10): 0.2, (25.0, 15): 0.6,
     },
     ("ghvb", 4, "karras"): {
         (3.0, 6): 0.2, (3.0, 8): 0.2, (3.0, 10): 0.2,
@@ -81,10 +83,11 @@ _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
         (25.0, 6): 0.2, (25.0, 8): 0.2, (25.0, 10): 0.4,
     },
     ("hb", 4, "flow"): {
-        (7.5, 6): 0.6, (7.5, 8): 0.8,
+        (3.0, 6): 0.6, (3.0, 8): 0.8, (3.0, 10): 0.8,
+        (7.5, 6): 0.6, (7.5, 8): 0.8, (7.5, 10): 0.8,
         (12.0, 6): 0.6, (12.0, 8): 0.6, (12.0, 10): 0.8,
-        (17.5, 6): 0.6, (17.5, 8): 0.6, (17.5, 10): 0.8,
-        (25.0, 6): 0.6, (25.0, 8): 0.6, (25.0, 10): 0.6,
+        (17.5, 6): 0.6, (17.5, 8): 0.6, (17.5, 10): 0.8, (17.5, 15): 0.9,
+        (25.0, 6): 0.6, (25.0, 8): 0.6, (25.0, 10): 0.6, (25.0, 15): 0.9,
     },
     ("hb", 4, "karras"): {
         (3.0, 6): 0.6, (3.0, 8): 0.6, (3.0, 10): 0.6,
@@ -100,10 +103,11 @@ _MEASURED: dict[tuple[str, int, str], dict[tuple[float, int], float]] = {
         (25.0, 6): 0.6, (25.0, 8): 0.6, (25.0, 10): 0.6,
     },
     ("nt", 4, "flow"): {
-        (7.5, 6): 0.4, (7.5, 8): 0.4,
+        (3.0, 6): 0.4, (3.0, 8): 0.4, (3.0, 10): 0.6,
+        (7.5, 6): 0.4, (7.5, 8): 0.4, (7.5, 10): 0.6,
         (12.0, 6): 0.4, (12.0, 8): 0.4, (12.0, 10): 0.6,
-        (17.5, 6): 0.4, (17.5, 8): 0.4, (17.5, 10): 0.4,
-        (25.0, 6): 0.4, (25.0, 8): 0.4, (25.0, 10): 0.4,
+        (17.5, 6): 0.4, (17.5, 8): 0.4, (17.5, 10): 0.4, (17.5, 15): 0.8,
+        (25.0, 6): 0.4, (25.0, 8): 0.4, (25.0, 10): 0.4, (25.0, 15): 0.6,
     },
     ("nt", 4, "karras"): {
         (3.0, 6): 0.4, (3.0, 8): 0.4, (3.0, 10): 0.4,
