@@ -36,6 +36,9 @@ def solvers(guidance: float) -> dict[str, Callable[[], object]]:
         "HB-DPM++2M auto": lambda: MomentumDPMSolverMultistepScheduler.from_config(
             base, momentum_beta="auto", momentum_guidance_scale=guidance
         ),
+        "GHVB-4 auto": lambda: MomentumPLMSScheduler.from_config(
+            base, momentum_method="ghvb", solver_order=4, momentum_beta="auto", momentum_guidance_scale=guidance
+        ),
         "GHVB 1.8": lambda: MomentumPLMSScheduler.from_momentum_number(base, 1.8, method="ghvb"),
         "GHVB 3.8": lambda: MomentumPLMSScheduler.from_momentum_number(base, 3.8, method="ghvb"),
         "PLMS4 + HB 0.8": lambda: MomentumPLMSScheduler.from_momentum_number(base, 3.8, method="hb"),
