@@ -15,7 +15,14 @@ from benchmarks.gpu import figures as gpu_figures
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
-GPU_TEST_MODULES = ("test_schedulers", "test_hooks", "test_decoders", "test_products", "test_lm_attention")
+GPU_TEST_MODULES = (
+    "test_schedulers",
+    "test_hooks",
+    "test_decoders",
+    "test_products",
+    "test_lm_attention",
+    "test_momentum_penalty",
+)
 
 no_cuda = pytest.mark.skipif(
     torch.cuda.is_available(), reason="on a CUDA machine run `python -m benchmarks.gpu.check` itself (minutes)"
