@@ -100,9 +100,12 @@ def run_rows(
     max_new_tokens: int,
 ) -> None:
     """Generates every missing (row, seed, set, prompt) continuation, appending each to the store as it comes."""
-    seeds = tuple(seeds)
-    for row in rows:
-        for seed in seeds if row.seeded else seeds[:1]:
+    seeds, rows = tuple(seeds), tuple(rows)
+    # seed-major, so that a run stopped part-way leaves every row complete for the seeds it finished
+    for seed in seeds:
+        for row in rows:
+            if not row.seeded and seed != seeds[0]:
+                continue
             for set_name, items in sets.items():
                 started, done = time.perf_counter(), 0
                 for index, item in enumerate(items):
