@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 prompts per set, 12 tokens, one seed")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="folder for samples and tables")
+    parser.add_argument("--news-prompts", type=int, help="report only the first N news articles (default: all 96)")
+    parser.add_argument("--our-prompts", type=int, help="report only the first N of our prompts (default: all 104)")
+    parser.add_argument("--long-prompts", type=int, help="prompts per set of the 512-token subset (default 10)")
+    parser.add_argument("--seeds", help="reported seeds, comma-separated (default 0,1,2)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be an integer >= 1, got {args.threads}")
+    sizes: dict[str, Any] = {}
+    for name in ("news_prompts", "our_prompts", "long_prompts"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < 1:
+                parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {value}")
+            sizes[name] = value
+    if args.seeds is not None:
+        try:
+            sizes["seeds"] = tuple(int(seed) for seed in args.seeds.split(","))
+        except ValueError:
+            parser.error(f"--seeds must be integers >= 0 separated by commas, got {args.seeds!r}")
+        if any(seed < 0 for seed in sizes["seeds"]):
+            parser.error(f"--seeds must be integers >= 0 separated by commas, got {args.seeds!r}")
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -164,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.decoding.sampling_study_engine import LlamaStudyEngine
     from inertia.pipelines.text import smollm2_gguf_path
 
-    cfg = quick_config() if args.quick else StudyConfig()
+    cfg = replace(quick_config() if args.quick else StudyConfig(), **sizes)
     stem = "sampling_study_quick" if args.quick else "sampling_study"
     args.out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(args.out / f"{stem}_samples.jsonl")
