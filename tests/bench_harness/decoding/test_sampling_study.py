@@ -80,3 +80,26 @@ def test_engine_dry_and_penalties_change_a_looping_continuation() -> None:
     repeat = engine.generate(prompt, penalty, seed=0, max_new_tokens=8)["tokens"]
     assert dry != greedy
     assert repeat != greedy
+
+
+def test_backend_check_runs_the_study_rows_with_the_study_sampler() -> None:
+    from benchmarks.decoding.sampling_study_backends import ROWS_CHECKED, transformers_kwargs
+    from benchmarks.decoding.sampling_study_grid import SAMPLING
+    from inertia.adapters.transformers.momentum_penalty import MomentumPenaltyLogitsProcessor
+
+    assert [row.name for row in ROWS_CHECKED] == ["sampling", "momentum penalty 0.2", "no-repeat-3-gram"]
+    plain, penalty, no_repeat = (transformers_kwargs(row) for row in ROWS_CHECKED)
+    assert plain == {"do_sample": True, **SAMPLING, "top_k": 40}
+    (processor,) = penalty.pop("logits_processor")
+    assert isinstance(processor, MomentumPenaltyLogitsProcessor) and processor.alpha == 0.2
+    assert penalty == plain
+    assert no_repeat == {**plain, "no_repeat_ngram_size": 3}
+
+
+def test_seed_and_size_options_are_checked_before_any_model_loads(capsys) -> None:
+    from benchmarks.decoding.sampling_study import main
+
+    for argv, named in ((["--seeds", "0,x"], "--seeds"), (["--news-prompts", "0"], "--news-prompts")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert named in capsys.readouterr().err
