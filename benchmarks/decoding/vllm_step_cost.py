@@ -20,6 +20,7 @@ Usage::
 
     python -m benchmarks.decoding.vllm_step_cost                 # 1k, 8k, 32k tokens; batch 1 and 8; V 49,152
     python -m benchmarks.decoding.vllm_step_cost --methods mp --batches 8
+    python -m benchmarks.decoding.vllm_step_cost --memory          # also the host memory of one request's state
     python -m benchmarks.decoding.vllm_step_cost --quick --out benchmarks/out
 """
 
@@ -29,6 +30,7 @@ import argparse
 import os
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +45,7 @@ from inertia.adapters.vllm.settings import penalty_settings_of, settings_of
 from inertia.core.decoding.momentum import momentum_scores
 from inertia.core.decoding.momentum_penalty import apply_momentum_penalty
 
-__all__ = ["METHODS", "cell_ms", "main", "stateless_path", "table", "v1_path", "v2_path"]
+__all__ = ["METHODS", "cell_ms", "main", "memory_table", "state_mib", "stateless_path", "table", "v1_path", "v2_path"]
 
 EXTRA = {"md_alpha": 0.2, "md_top_k": 5}
 
@@ -183,6 +185,39 @@ def table(
     return "\n".join(lines)
 
 
+def state_mib(cls: type, method: str, history: int, vocab: int, seed: int = 0) -> float:
+    """MiB of Python objects that one request's state holds after ``history`` tokens (random from a 100-token
+    alphabet), built through V1 ``update_state`` and one ``apply``, measured with ``tracemalloc`` (which does not
+    see torch tensors: the penalty also keeps one ``[V]`` float32 row, 4·V bytes)."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, 100, (history,), generator=generator).tolist()
+    processor = cls(SimpleNamespace(), torch.device("cpu"), False)
+    logits = torch.randn(1, vocab, generator=generator)
+    tracemalloc.start()
+    try:
+        added = [(0, _params(METHODS[method]), tokens, [])]
+        processor.update_state(SimpleNamespace(batch_size=1, removed=[], added=added, moved=[]))
+        processor.apply(logits)
+        current = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return current / 2**20
+
+
+def memory_table(cls: type, histories: tuple[int, ...], methods: list[str], vocab: int) -> str:
+    """A Markdown table of :func:`state_mib` per history length and method."""
+    lines = [
+        "host memory of one request's state (Python objects, tracemalloc):",
+        "",
+        "| history tokens | " + " | ".join(f"{name} MiB" for name in methods) + " |",
+        "| ---: |" + " ---: |" * len(methods),
+    ]
+    for history in histories:
+        cells = " | ".join(f"{state_mib(cls, name, history, vocab):.1f}" for name in methods)
+        lines.append(f"| {history:,} | {cells} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.decoding.vllm_step_cost", description=__doc__.split("\n")[0]
@@ -197,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=49_152, help="vocabulary size (SmolLM2's: 49,152)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per cell (median), >= 1")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, >= 1")
+    parser.add_argument("--memory", action="store_true", help="also the host memory of one request's state")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     parser.add_argument("--out", type=Path, default=None, help="also write OUT/vllm_step_cost.md")
     args = parser.parse_args(argv)
@@ -214,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     cls, where = _class()
     started = time.perf_counter()
     text = "\n\n".join(table(cls, args.histories, args.batches, args.vocab, args.steps, name) for name in methods)
+    if args.memory:
+        text += "\n\n" + memory_table(cls, args.histories, methods, args.vocab)
     load = f"load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
     text += f"\n\n(processor class on {where}; V {args.vocab:,}, k 5 (md), N 5, {args.threads} thread(s), median of "
     text += f"{args.steps} steps; {time.perf_counter() - started:.0f} s; {load})\n"

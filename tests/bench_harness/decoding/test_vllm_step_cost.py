@@ -8,11 +8,12 @@ from inertia.adapters.vllm.logits_processor import build_processor_class
 
 
 def test_quick_run_writes_one_row_per_cell(tmp_path, capsys) -> None:
-    assert vllm_step_cost.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert vllm_step_cost.main(["--quick", "--memory", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "vllm_step_cost.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(rows) == 8 and text == capsys.readouterr().out  # 2 batches x 2 histories, for each method
+    assert len(rows) == 10 and text == capsys.readouterr().out  # 2 batches x 2 histories per method; 2 of memory
     assert "momentum decoding (`md_alpha` 0.2" in text and "momentum penalty (`mp_alpha` 0.2)" in text
+    assert "| history tokens | md MiB | mp MiB |" in text
 
 
 @pytest.mark.parametrize("method", ["md", "mp"])
@@ -36,6 +37,13 @@ def test_the_penalty_paths_penalise_their_rows() -> None:
         step()
         step()
     assert processor_rows == [True] * 4
+
+
+def test_the_memory_of_a_state_grows_with_its_history() -> None:
+    cls = build_processor_class()
+    for method in ("md", "mp"):
+        small, large = (vllm_step_cost.state_mib(cls, method, history, 100) for history in (200, 4000))
+        assert 0 < small < large < 50
 
 
 @pytest.mark.parametrize(
