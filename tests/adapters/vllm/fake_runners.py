@@ -24,22 +24,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from inertia.adapters.vllm.settings import settings_of
+from inertia.adapters.vllm.settings import penalty_settings_of, settings_of
 from inertia.core.decoding.momentum import momentum_scores
+from inertia.core.decoding.momentum_penalty import apply_momentum_penalty
 
 
 def params(temperature: float = 0.0, **extra: Any) -> SimpleNamespace:
-    """A stand-in for ``SamplingParams``: what the processor reads."""
+    """A stand-in for ``SamplingParams``: what the processor reads (a request with ``mp_*`` keys samples, at 0.8)."""
+    if temperature == 0.0 and any(key.startswith("mp_") for key in extra):
+        temperature = 0.8
     return SimpleNamespace(temperature=temperature, extra_args=extra or None)
 
 
 def expected_row(history: list[int], logits: torch.Tensor, extra: dict[str, Any] | None) -> torch.Tensor:
-    """What a row must become: the stateless core's scores on the whole history, or the row unchanged."""
+    """What a row must become: the stateless core's scores on the whole history (momentum decoding's selection
+    scores for ``md_*`` keys, the momentum penalty's logits for ``mp_*`` keys), or the row unchanged."""
+    ids = torch.tensor([history], dtype=torch.long)
+    penalty = penalty_settings_of(extra)
+    if penalty is not None:
+        return apply_momentum_penalty(ids, logits[None], penalty.penalties)[0]
     settings = settings_of(extra)
     if settings is None:
         return logits
     top_k = min(settings.top_k, logits.shape[-1])
-    ids = torch.tensor([history], dtype=torch.long)
     return momentum_scores(ids, logits[None], settings.penalties, top_k)[0]
 
 

@@ -97,3 +97,20 @@ def test_speculative_rows(vllm: ModuleType, processor_cls: type) -> None:
     for _ in range(10):
         drafts = {name: torch.randint(0, 5, (2,), generator=generator).tolist() for name in ("a", "b")}
         _check(runner.step(lambda request, row: int(row.argmax()), drafts))
+
+
+def test_the_momentum_penalty_next_to_momentum_decoding(vllm: ModuleType, processor_cls: type) -> None:
+    runner = _runner(vllm, processor_cls, seed=13)
+    generator = torch.Generator().manual_seed(13)
+    runner.add("penalty", torch.randint(0, 6, (1500,), generator=generator).tolist(), mp_alpha=0.3)
+    runner.add("md", [1, 2, 1, 2, 1], md_alpha=0.2)
+    runner.add("blocked", [4, 5, 4, 5], mp_alpha=0.2, mp_resistance="ngram_block")
+    for step in range(20):
+        drafts = {name: torch.randint(0, 6, (2,), generator=generator).tolist() for name in runner.live}
+        _check(
+            runner.step(lambda request, row: int(torch.multinomial(row.softmax(-1), 1, generator=generator)), drafts)
+        )
+        if step == 8:  # the penalty's slot goes to a request without it
+            slot = runner.live["penalty"].slot
+            runner.finish("penalty")
+            assert runner.add("plain", [3, 3, 3]) == slot
