@@ -7,6 +7,7 @@ Examples::
     inertia generate image --digit 0 1 2 --num-images 6 --out digits.png       # digits_000.png ... digits_005.png
     accelerate launch --num_processes 2 -m inertia.cli generate image --digit 3 --num-images 8 --out three.png
     inertia generate text --method momentum --prompt "The history of the lighthouse" --max-new-tokens 64
+    inertia generate text --method momentum_penalty --param alpha=0.3 --seed 1 --prompt "Once upon a time"
     inertia generate text --attention momentum:0.05 --prompt "The history of the lighthouse"   # Dai et al.
     inertia bench guidance --quick
 
@@ -240,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("transformers", "llama.cpp"),
         default="transformers",
         help="transformers (default) or llama.cpp: the GGUF as shipped, several times faster on a CPU; needs "
-        'pip install "inertia[llama]"; greedy, momentum, nucleus, top_k and llama.cpp\'s own repetition_penalty, '
-        "presence_penalty, frequency_penalty and dry",
+        'pip install "inertia[llama]"; greedy, momentum, nucleus, momentum_penalty, top_k and llama.cpp\'s own '
+        "repetition_penalty, presence_penalty, frequency_penalty and dry",
     )
 
     bench = commands.add_parser("bench", help="run a benchmark suite (needs a source checkout)")

@@ -119,6 +119,22 @@ def test_generate_text_prints_the_continuation(capfd):
     assert len(capfd.readouterr().out.strip()) > 0
 
 
+@pytest.mark.xdist_group("smollm2")
+def test_generate_text_with_the_momentum_penalty_prints_its_seeded_continuation(capsys, monkeypatch):
+    import inertia.pipelines.text as text_module
+    from inertia.pipelines.text_generation import generate_text
+    from tests.adapters.transformers.smollm2 import shared_smollm2
+
+    loaded = shared_smollm2()
+    monkeypatch.setattr(text_module, "load_text_model", lambda *args, **kwargs: loaded)  # loaded once per worker
+    prompt = "My favourite food is pizza because"
+    args = ["generate", "text", "--method", "momentum_penalty", "--param", "alpha=0.3", "--prompt", prompt]
+    assert main([*args, "--seed", "1", "--max-new-tokens", "12"]) == 0
+    expected = generate_text(*loaded, prompt, "momentum_penalty", 12, seed=1, alpha=0.3)
+    assert expected.strip() and capsys.readouterr().out.strip() == expected.strip()
+    assert expected != generate_text(*loaded, prompt, "momentum_penalty", 12, seed=2, alpha=0.3)
+
+
 # runpy warns when another test in this worker (tests/bench_harness) already imported the suite; a real CLI process
 # never has, so the warning says nothing about the command.
 @pytest.mark.filterwarnings("ignore:'benchmarks.samplers.step_overhead' found in sys.modules:RuntimeWarning")

@@ -41,6 +41,9 @@ TEXT_ERRORS = [
     (["--prompt", "Hi", "--method", "nucleus", "--param", "top_p=0"], "`top_p` must be a number in (0, 1]"),
     (["--prompt", "Hi", "--method", "repetition_penalty", "--param", "penalty=0"], "`penalty` must be a finite"),
     (["--prompt", "Hi", "--method", "no_repeat_ngram", "--param", "n=0"], "`n` must be an integer >= 1"),
+    (["--prompt", "Hi", "--method", "momentum_penalty", "--param", "alpha=2"], "`alpha` must be in [0.0, 1.0], got 2"),
+    (["--prompt", "Hi", "--method", "momentum_penalty", "--param", "alpha=x"], "`alpha` must be a finite number in"),
+    (["--prompt", "Hi", "--method", "momentum_penalty", "--param", "top_p=2"], "`top_p` must be a number in (0, 1]"),
     (["--prompt", "Hi", "--param", "beta=1"], "takes the parameters ['alpha', 'top_k'], got ['beta']"),
     (["--prompt", "Hi", "--model", "./no/such/model"], "--model='./no/such/model' does not exist"),
     (["--prompt", "Hi", "--param", "alpha=5"], "`alpha` must be in [0.0, 1.0], got 5"),  # the UI's slider range

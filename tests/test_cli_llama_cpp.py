@@ -36,9 +36,15 @@ def test_a_missing_llama_cpp_is_named_before_loading(monkeypatch, no_model_load,
     [
         (["--method", "contrastive"], "`method`='contrastive' is not available with the llama.cpp backend"),
         (["--method", "no_repeat_ngram"], "`method`='no_repeat_ngram' is not available with the llama.cpp backend"),
-        (["--method", "beam"], "`method` must be one of dry, frequency_penalty, greedy, momentum, nucleus"),
+        (
+            ["--method", "beam"],
+            "`method` must be one of dry, frequency_penalty, greedy, momentum, momentum_penalty, nucleus",
+        ),
         (["--param", "alpha=-1"], "`alpha` must be a finite number >= 0"),
         (["--method", "dry", "--param", "base=0.5"], r"`base` must be in [1.0, inf), got 0.5"),
+        (["--method", "momentum_penalty", "--param", "alpha=2"], "`alpha` must be in [0.0, 1.0], got 2"),
+        (["--method", "momentum_penalty", "--param", "alpha=-0.5"], "`alpha` must be in [0.0, 1.0], got -0.5"),
+        (["--method", "momentum_penalty", "--param", "top_k=5"], "takes the parameters ['alpha', 'top_p'], got"),
         (["--method", "greedy", "--param", "alpha=0.2"], "`method`='greedy' takes the parameters none, got ['alpha']"),
         (["--attention", "momentum"], "momentum attention runs on the transformers backend only"),
         (["--model", "HuggingFaceTB/SmolLM2-135M"], "the llama.cpp backend loads .gguf files"),
@@ -68,3 +74,15 @@ def test_generate_text_prints_the_llama_cpp_continuation(capsys) -> None:
         llama_cpp_text.load_llama_cpp_model(device="cpu"), prompt, "momentum", 16
     )
     assert expected.strip() and capsys.readouterr().out == expected + "\n"
+
+
+@needs_llama_cpp
+@pytest.mark.xdist_group("llama_cpp")
+def test_generate_text_with_the_momentum_penalty_prints_its_seeded_continuation(capsys) -> None:
+    prompt = "My favourite food is pizza because"
+    argv = [*TEXT[:5], prompt, "--method", "momentum_penalty", "--param", "alpha=0.3", "--max-new-tokens", "16"]
+    assert main([*argv, "--seed", "1", "--device", "cpu"]) == 0
+    llama = llama_cpp_text.load_llama_cpp_model(device="cpu")
+    expected = llama_cpp_text.generate_text_llama_cpp(llama, prompt, "momentum_penalty", 16, seed=1, alpha=0.3)
+    assert expected.strip() and capsys.readouterr().out == expected + "\n"
+    assert expected != llama_cpp_text.generate_text_llama_cpp(llama, prompt, "momentum_penalty", 16, seed=2, alpha=0.3)

@@ -311,6 +311,7 @@ def test_importing_every_core_module_loads_no_host_library() -> None:
         ("from inertia.adapters.vllm.logits_processor import build_processor_class", HOSTS),
         # the optional llama.cpp extra: its processor, the products' checks and the UI tab import no llama_cpp
         ("from inertia.decoders import MomentumDecodingLlamaCppProcessor", HOSTS),
+        ("from inertia.decoders import MomentumPenaltyLlamaCppProcessor", HOSTS),
         ("import inertia.adapters.llama_cpp.generate", HOSTS),
         ("import inertia.pipelines.llama_cpp_text", HOSTS | {"torch"}),
         ("import inertia.ui.text_tab", HOSTS),

@@ -13,7 +13,9 @@
   continuations are token-for-token the same on both.
 * **Per-step cost** of the processor against the history (1k, 8k, 32k tokens; batch 1, which is what llama.cpp
   runs): one steady-state call after the history grew by one token, on a strided float32 view of 49,152 logits as
-  llama-cpp-python passes them; the stateless core (levels recomputed from the whole history) for reference.
+  llama-cpp-python passes them; the stateless core (levels recomputed from the whole history) for reference; and
+  the same for the momentum penalty's processor (α 0.2, default table;
+  :class:`~inertia.adapters.llama_cpp.momentum_penalty.MomentumPenaltyLlamaCppProcessor`).
 
 Both engines run with ``--threads`` threads (default 1: llama.cpp's ``n_threads`` and torch's).
 
@@ -45,6 +47,7 @@ from benchmarks.common.text_generation import environment, environment_text
 from inertia.adapters.llama_cpp import generate as llama_generate
 from inertia.adapters.llama_cpp.availability import require_llama_cpp
 from inertia.adapters.llama_cpp.logits_processor import MomentumDecodingLlamaCppProcessor
+from inertia.adapters.llama_cpp.momentum_penalty import MomentumPenaltyLlamaCppProcessor
 from inertia.core.decoding.momentum import momentum_scores, penalty_table, resolve_resistance
 
 GREEDY, MOMENTUM = "greedy", "momentum (0.2, 5)"
@@ -156,8 +159,25 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _penalty_costs(buffer: np.ndarray, logits: np.ndarray, history: int, steps: int) -> dict[str, float]:
+    """Median ms of the momentum penalty processor's first call (its index build) and of its steady-state calls."""
+    builds = []
+    for _ in range(3):
+        processor = MomentumPenaltyLlamaCppProcessor(alpha=0.2)
+        start = time.perf_counter()
+        processor(buffer[:history], logits)
+        builds.append(time.perf_counter() - start)
+    times = []
+    for i in range(1, steps + 1):
+        start = time.perf_counter()
+        processor(buffer[: history + i], logits)
+        times.append(time.perf_counter() - start)
+    return {"penalty_ms": 1e3 * statistics.median(times), "penalty_build_ms": 1e3 * statistics.median(builds)}
+
+
 def step_costs(histories: Sequence[int], vocab: int, steps: int, seed: int = 0) -> list[dict[str, float]]:
-    """Median ms of one processor call after ``history`` tokens (batch 1), incremental and stateless."""
+    """Median ms of one processor call after ``history`` tokens (batch 1), incremental and stateless, and of the
+    momentum penalty's processor."""
     rng = np.random.default_rng(seed)
     penalties = penalty_table(0.2, resolve_resistance("default"))
     rows = []
@@ -191,6 +211,7 @@ def step_costs(histories: Sequence[int], vocab: int, steps: int, seed: int = 0) 
                 "incremental_ms": 1e3 * statistics.median(incremental),
                 "stateless_ms": 1e3 * statistics.median(stateless),
                 "build_ms": 1e3 * build,
+                **_penalty_costs(buffer, logits, history, steps),
             }
         )
     return rows
@@ -294,12 +315,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"## Per-step cost of the processor (batch 1, V {cfg['vocab']:,}, k 5, N 5, median of {cfg['steps']} "
             "steps)",
             "",
-            "| history tokens | incremental ms/step | stateless ms/step | first call (index build) ms, median of 3 |",
-            "| ---: | ---: | ---: | ---: |",
+            "| history tokens | incremental ms/step | stateless ms/step | first call (index build) ms, median of 3 "
+            "| momentum penalty ms/step | its first call ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
     for row in summary["step_cost"]:
         lines.append(
-            f"| {row['history']:,} | {row['incremental_ms']:.3f} | {row['stateless_ms']:.2f} | {row['build_ms']:.1f} |"
+            f"| {row['history']:,} | {row['incremental_ms']:.3f} | {row['stateless_ms']:.2f} | {row['build_ms']:.1f} "
+            f"| {row['penalty_ms']:.3f} | {row['penalty_build_ms']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,8 @@
   transformers 5 only offers it as remote code on the Hub.
 - :class:`MomentumDecodingLlamaCppProcessor`: momentum decoding as a llama-cpp-python ``logits_processor`` (greedy
   completion, ``temperature=0``; docs/hosts/llama-cpp.md).
+- :class:`MomentumPenaltyLlamaCppProcessor`: the momentum penalty as a llama-cpp-python ``logits_processor`` (any
+  temperature: llama.cpp's sampling chain runs after it).
 
 Example:
     >>> from transformers import LogitsProcessorList
@@ -34,6 +36,7 @@ _NAMES = names_by_module(
         "inertia.adapters.transformers.momentum_penalty": "MomentumPenaltyLogitsProcessor",
         "inertia.adapters.transformers.momentum_sample": "momentum_sample",
         "inertia.adapters.llama_cpp.logits_processor": "MomentumDecodingLlamaCppProcessor",
+        "inertia.adapters.llama_cpp.momentum_penalty": "MomentumPenaltyLlamaCppProcessor",
     }
 )
 __all__ = sorted(_NAMES)

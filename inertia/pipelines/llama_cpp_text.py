@@ -1,5 +1,6 @@
 """The llama.cpp text backend of the CLI and the UI: the embedded SmolLM2 GGUF run by llama-cpp-python, with greedy
-search, momentum decoding, sampling and llama.cpp's own penalties and DRY, chosen by name.
+search, momentum decoding, sampling (with our momentum penalty or without) and llama.cpp's own penalties and DRY,
+chosen by name.
 
 The transformers backend (:mod:`inertia.pipelines.text_generation`) de-quantises the GGUF to float32; this one runs
 it as it is shipped (Q4_1), several times faster on a CPU (docs/hosts/llama-cpp.md, "Measured"). It needs the
@@ -13,8 +14,8 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: `method`='contrastive' is not available with the llama.cpp backend (it runs on transformers only); \
-with llama.cpp use one of dry, frequency_penalty, greedy, momentum, nucleus, presence_penalty, repetition_penalty, \
-top_k.
+with llama.cpp use one of dry, frequency_penalty, greedy, momentum, momentum_penalty, nucleus, presence_penalty, \
+repetition_penalty, top_k.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import IO, Any
 
 from inertia.adapters.llama_cpp.availability import require_llama_cpp
 from inertia.core.validation import check_int, check_range, check_real, validate_alpha, validate_top_k
+from inertia.pipelines.text_generation import PARAM_RANGES
 
 __all__ = [
     "LLAMA_CPP_BACKEND",
@@ -47,6 +49,8 @@ LLAMA_CPP_METHODS: dict[str, dict[str, Any]] = {
     "greedy": {},
     "momentum": {"alpha": 0.2, "top_k": 5},
     "nucleus": {"top_p": 0.95},
+    # our momentum penalty in front of llama.cpp's nucleus sampling (the same method as on transformers)
+    "momentum_penalty": {"alpha": 0.2, "top_p": 0.95},
     "top_k": {"top_k": 50},
     # window -1: the whole history, as transformers' repetition_penalty (llama.cpp's own default window is 64)
     "repetition_penalty": {"penalty": 1.2, "last_n": -1},
@@ -61,7 +65,7 @@ LLAMA_CPP_METHODS: dict[str, dict[str, Any]] = {
 TRANSFORMERS_ONLY = ("contrastive", "no_repeat_ngram")
 """Methods of the transformers backend that llama.cpp does not offer natively."""
 
-SAMPLING_METHODS = ("nucleus", "top_k")
+SAMPLING_METHODS = ("nucleus", "top_k", "momentum_penalty")
 """Methods that sample (seeded by ``seed``)."""
 
 N_CTX = 8192
@@ -98,7 +102,9 @@ def check_llama_cpp_request(
         valid = sorted(LLAMA_CPP_METHODS[method]) or "none"
         raise ValueError(f"`method`={method!r} takes the parameters {valid}, got {unknown}.")
     p = {**LLAMA_CPP_METHODS[method], **params}
-    if "alpha" in p:
+    if method == "momentum_penalty":  # the products' range of its α, as on the transformers backend
+        check_range("alpha", p["alpha"], *PARAM_RANGES["momentum_penalty"]["alpha"])
+    elif "alpha" in p:
         validate_alpha(p["alpha"])
     if "top_k" in p:
         validate_top_k(p["top_k"])
@@ -158,6 +164,10 @@ def _tokens(llama: Any, prompt: str, method: str, params: dict[str, Any], max_ne
         return generate.generate_momentum(llama, ids, max_new_tokens, alpha=params["alpha"], top_k=params["top_k"])
     if method == "nucleus":
         return generate.generate_sampled(llama, ids, max_new_tokens, seed=seed, top_p=params["top_p"])
+    if method == "momentum_penalty":
+        return generate.generate_sampled(
+            llama, ids, max_new_tokens, seed=seed, top_p=params["top_p"], momentum_penalty=params["alpha"]
+        )
     if method == "top_k":
         return generate.generate_sampled(llama, ids, max_new_tokens, seed=seed, top_k=params["top_k"])
     if method == "dry":

@@ -22,19 +22,25 @@ TEXT_METHODS: dict[str, dict[str, Any]] = {
     "momentum": {"alpha": 0.2, "top_k": 5},
     "contrastive": {"penalty_alpha": 0.6, "top_k": 5},
     "nucleus": {"top_p": 0.95},
+    # our momentum penalty (eq. (4) of inertia.core.decoding.momentum_penalty) in front of nucleus sampling
+    "momentum_penalty": {"alpha": 0.2, "top_p": 0.95},
     "top_k": {"top_k": 50},
     "repetition_penalty": {"penalty": 1.2},
     "no_repeat_ngram": {"n": 3},
 }
-"""Decoding methods and their parameters with defaults (the issue-5 benchmark settings)."""
+"""Decoding methods and their parameters with defaults (the settings of the decoding benchmarks)."""
 
-SAMPLING_METHODS = ("nucleus", "top_k")
+SAMPLING_METHODS = ("nucleus", "top_k", "momentum_penalty")
 """Methods that sample (seeded by ``seed``)."""
 
-PARAM_RANGES: dict[str, dict[str, tuple[float, float]]] = {"momentum": {"alpha": (0.0, 1.0), "top_k": (1, 20)}}
+PARAM_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "momentum": {"alpha": (0.0, 1.0), "top_k": (1, 20)},
+    "momentum_penalty": {"alpha": (0.0, 1.0)},
+}
 """The products' ranges (``inertia generate text --param``, the demo's controls, which are built from them), where
 they are narrower than the parameters' own checks: momentum decoding's α in [0, 1] (the paper uses 0.2; at 1 every
-revisit costs a full logit) and its candidate pool k in [1, 20] (the paper uses 5)."""
+revisit costs a full logit) and its candidate pool k in [1, 20] (the paper uses 5); the momentum penalty's α in
+[0, 1] too, the same slider (0.2 by default; at 1 re-entering a 4-gram costs 4 nats)."""
 
 
 def check_method(method: str, **params: Any) -> dict[str, Any]:
@@ -55,8 +61,11 @@ def check_method(method: str, **params: Any) -> dict[str, Any]:
     return p
 
 
-def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
+def generation_kwargs(method: str, *, prompt_attention_mask: Any = None, **params: Any) -> dict[str, Any]:
     """The ``model.generate`` keyword arguments of ``method`` with ``params`` overriding its defaults.
+
+    ``prompt_attention_mask`` (the tokenised prompts' ``[B, T0]`` mask) tells the momentum penalty which positions
+    are left padding, so that a padded batch is penalised as its prompts one by one; other methods ignore it.
 
     Raises:
         ValueError: as :func:`check_method`, before anything heavy is imported.
@@ -74,6 +83,13 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
         return {"do_sample": False, "custom_generate": contrastive_search, **p}
     if method == "nucleus":
         return {"do_sample": True, "top_p": p["top_p"], "top_k": 0}
+    if method == "momentum_penalty":
+        from transformers import LogitsProcessorList
+
+        from inertia.decoders import MomentumPenaltyLogitsProcessor
+
+        penalty = MomentumPenaltyLogitsProcessor(p["alpha"], prompt_attention_mask=prompt_attention_mask)
+        return {"do_sample": True, "top_p": p["top_p"], "top_k": 0, "logits_processor": LogitsProcessorList([penalty])}
     if method == "top_k":
         return {"do_sample": True, "top_k": p["top_k"]}
     if method == "repetition_penalty":
@@ -83,7 +99,7 @@ def generation_kwargs(method: str, **params: Any) -> dict[str, Any]:
 
 def _check_values(method: str, p: dict[str, Any]) -> None:
     """Range checks of every method's parameters, before any model is loaded."""
-    if "alpha" in p:
+    if "alpha" in p and method == "momentum":  # the momentum penalty's α: its range below names it
         validate_alpha(p["alpha"])
     if "penalty_alpha" in p:
         validate_penalty_alpha(p["penalty_alpha"])
@@ -138,9 +154,10 @@ def generate_text(
     Args:
         model, tokenizer: e.g. from :func:`inertia.pipelines.load_text_model` (left padding for batches).
         prompt: the text to continue, or a non-empty list of texts (generated as one left-padded batch).
-        method: one of :data:`TEXT_METHODS` (``"momentum"``, ``"greedy"``, ``"contrastive"``, ``"nucleus"``, ...).
+        method: one of :data:`TEXT_METHODS` (``"momentum"``, ``"greedy"``, ``"contrastive"``, ``"nucleus"``,
+            ``"momentum_penalty"`` (nucleus sampling after our momentum penalty), ...).
         max_new_tokens: new tokens per prompt, >= 1.
-        seed: seeds the sampling methods, so a call is repeatable.
+        seed: seeds the sampling methods (:data:`SAMPLING_METHODS`), so a call is repeatable.
         streamer: a transformers streamer receiving the tokens as they are generated (batch of one only).
         attention: ``"off"``, or ``"momentum"`` / ``"momentum:<eta>"`` for Dai et al.'s momentum attention during this
             call only (:mod:`inertia.adapters.transformers.attention_interface`; the model is restored afterwards). Experimental: see docs/methods/lm-momentum-attention.md.
@@ -163,15 +180,15 @@ def generate_text(
     from inertia.adapters.transformers.attention_interface import lm_momentum_attention
 
     momentum = parse_lm_attention(attention)
-    kwargs = generation_kwargs(method, **params)
-    if streamer is not None:
-        if len(prompts) != 1:
-            raise ValueError(f"`streamer` needs a single prompt, got {len(prompts)}.")
-        key = {"momentum": "md_streamer", "contrastive": "cs_streamer"}.get(method, "streamer")
-        kwargs[key] = streamer
+    check_method(method, **params)  # before the prompt is tokenised
+    if streamer is not None and len(prompts) != 1:
+        raise ValueError(f"`streamer` needs a single prompt, got {len(prompts)}.")
     device = next(model.parameters()).device
     inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
     check_context(model, inputs["input_ids"].shape[1], int(max_new_tokens))
+    kwargs = generation_kwargs(method, prompt_attention_mask=inputs.get("attention_mask"), **params)
+    if streamer is not None:
+        kwargs[{"momentum": "md_streamer", "contrastive": "cs_streamer"}.get(method, "streamer")] = streamer
     if method in SAMPLING_METHODS:
         torch.manual_seed(seed)
     with torch.no_grad(), lm_momentum_attention(model, momentum):

@@ -8,8 +8,8 @@ Example:
     Traceback (most recent call last):
     ...
     inertia.ui.models.UserInputError: Method A: `method`='contrastive' is not available with the llama.cpp backend \
-(it runs on transformers only); with llama.cpp use one of dry, frequency_penalty, greedy, momentum, nucleus, \
-presence_penalty, repetition_penalty, top_k.
+(it runs on transformers only); with llama.cpp use one of dry, frequency_penalty, greedy, momentum, \
+momentum_penalty, nucleus, presence_penalty, repetition_penalty, top_k.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from inertia.adapters.llama_cpp.availability import LlamaCppNotInstalledError
 from inertia.pipelines.llama_cpp_text import check_llama_cpp_request
+from inertia.pipelines.text_generation import PARAM_RANGES
 from inertia.ui.fields import user_float, user_int
 from inertia.ui.models import TextModel, UserInputError
 
@@ -38,7 +39,7 @@ def llama_cpp_sides(
     method_a: str, method_b: str, alpha: float, top_k: int, attention_b: str
 ) -> dict[str, tuple[str, dict[str, Any], str]]:
     """``{"A": (method, params, "off"), "B": ...}`` for the llama.cpp backend, checked (α and top-k go to momentum
-    decoding only; the other methods run at their defaults).
+    decoding, α to the momentum penalty; the other methods run at their defaults).
 
     Raises:
         UserInputError: a method llama.cpp does not offer, momentum attention, or llama-cpp-python not installed.
@@ -51,6 +52,8 @@ def llama_cpp_sides(
                 "alpha": user_float("Momentum α", alpha, 0.0, math.inf),
                 "top_k": user_int("Momentum top-k", top_k, 1, 100),
             }
+        elif method == "momentum_penalty":
+            params = {"alpha": user_float("Momentum α", alpha, *PARAM_RANGES["momentum_penalty"]["alpha"])}
         try:
             check_llama_cpp_request(method, params, attention=attention_b if side == "B" else "off")
         except LlamaCppNotInstalledError as err:  # raised once this side's arguments are known to be fine

@@ -67,8 +67,12 @@ def highlight_repeats(text: str, n: int = 3) -> list[tuple[str, str | None]]:
 
 
 def _method_params(method: str, alpha: float, top_k: int) -> dict[str, Any]:
+    """The slider values a method takes: α and top-k for momentum decoding, α for the momentum penalty (its top-p
+    stays at its default), none for the others (their defaults)."""
     if method not in TEXT_METHODS:
         user_choice("Decoding method", method, dict.fromkeys(TEXT_METHODS, ""))
+    if method == "momentum_penalty":
+        return {"alpha": user_float("Momentum α", alpha, *PARAM_RANGES["momentum_penalty"]["alpha"])}
     if method != "momentum":
         return {}
     ranges = PARAM_RANGES["momentum"]  # the CLI's --param ranges too
@@ -280,8 +284,14 @@ def build_text_tab(store: ModelStore) -> dict[str, Any]:
                 method_b = gr.Dropdown(methods, value="momentum", label="Method B (right)")
             with gr.Row():
                 alpha_range, top_k_range = PARAM_RANGES["momentum"]["alpha"], PARAM_RANGES["momentum"]["top_k"]
-                alpha = gr.Slider(*alpha_range, value=0.2, step=0.05, label="Momentum α (resistance)")
-                top_k = gr.Slider(*top_k_range, value=5, step=1, label="Momentum top-k")
+                alpha = gr.Slider(
+                    *alpha_range,
+                    value=0.2,
+                    step=0.05,
+                    label="Momentum α (resistance)",
+                    info="momentum and momentum_penalty (nats per unit of resistance there)",
+                )
+                top_k = gr.Slider(*top_k_range, value=5, step=1, label="Momentum top-k", info="momentum only")
             with gr.Row():
                 max_new_tokens = gr.Slider(
                     1, MAX_NEW_TOKENS, value=64, step=1, label="Max new tokens", elem_id="text-max-new-tokens"

@@ -58,3 +58,17 @@ def test_defaults_are_filled_in_and_checked() -> None:
         check_llama_cpp_request("repetition_penalty", {"penalty": 0})
     with pytest.raises(ValueError, match=r"`last_n` must be an integer in \[-1, 8192\], got -2"):
         check_llama_cpp_request("presence_penalty", {"last_n": -2})
+    assert check_llama_cpp_request("momentum_penalty", {}) == {"alpha": 0.2, "top_p": 0.95}
+    with pytest.raises(ValueError, match=r"`alpha` must be in \[0.0, 1.0\], got 1.5"):  # the transformers range
+        check_llama_cpp_request("momentum_penalty", {"alpha": 1.5})
+
+
+@needs_llama_cpp
+@pytest.mark.xdist_group("llama_cpp")
+def test_the_momentum_penalty_is_nucleus_sampling_after_the_penalty_seeded_alike() -> None:
+    llama = shared_llama()
+    nucleus = generate_text_llama_cpp(llama, PROMPT, "nucleus", max_new_tokens=16, seed=3)
+    assert generate_text_llama_cpp(llama, PROMPT, "momentum_penalty", max_new_tokens=16, seed=3, alpha=0.0) == nucleus
+    penalised = generate_text_llama_cpp(llama, PROMPT, "momentum_penalty", max_new_tokens=16, seed=3)  # α = 0.2
+    assert penalised != nucleus
+    assert generate_text_llama_cpp(llama, PROMPT, "momentum_penalty", max_new_tokens=16, seed=4) != penalised

@@ -69,6 +69,27 @@ def test_momentum_attention_switch_applies_to_side_b_only(client) -> None:
     assert model.config._attn_implementation == "sdpa"  # the shared model is restored
 
 
+def test_the_alpha_slider_drives_the_momentum_penalty_seeded_like_nucleus(client) -> None:
+    prompt = "My favourite food is pizza because"
+    a, b, table, figures = client.predict(
+        prompt=prompt,
+        method_a="nucleus",
+        method_b="momentum_penalty",
+        alpha=0.3,
+        top_k=7,  # momentum decoding's k: not a parameter of the penalty
+        max_new_tokens=TOKENS,
+        seed=4,
+        api_name="/generate_text",
+    )
+    model, tokenizer = shared_smollm2()
+    assert joined(a) == generate_text(model, tokenizer, prompt, method="nucleus", max_new_tokens=TOKENS, seed=4)
+    assert joined(b) == generate_text(
+        model, tokenizer, prompt, method="momentum_penalty", max_new_tokens=TOKENS, seed=4, alpha=0.3
+    )
+    assert figures["runs"]["B"]["params"] == {"alpha": 0.3} and figures["runs"]["A"]["params"] == {}
+    assert "| B | `momentum_penalty` (alpha=0.3) |" in table
+
+
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
@@ -77,6 +98,7 @@ def test_momentum_attention_switch_applies_to_side_b_only(client) -> None:
         ({"method_a": "beam"}, "Method A (left): Value: beam is not in the list of choices"),
         ({"max_new_tokens": 0}, "Max new tokens: Value 0 is less than minimum value 1."),
         ({"top_k": 50}, "Momentum top-k: Value 50 is greater than maximum value 20."),
+        ({"method_b": "momentum_penalty", "alpha": 1.5}, "Momentum α (resistance): Value 1.5 is greater than maximum"),
     ],
 )
 def test_invalid_text_inputs_are_readable_errors(client, inputs, message) -> None:

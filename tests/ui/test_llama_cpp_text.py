@@ -46,6 +46,22 @@ def test_both_sides_stream_from_llama_cpp_with_figures(store: ModelStore) -> Non
     assert momentum[-1][3]["runs"]["B"]["params"] == {"alpha": 0.3, "top_k": 4}
 
 
+@needs_llama_cpp
+@pytest.mark.xdist_group("llama_cpp")
+def test_the_alpha_slider_drives_the_momentum_penalty_seeded_like_nucleus(store: ModelStore) -> None:
+    from inertia.pipelines.llama_cpp_text import generate_text_llama_cpp
+
+    prompt = "My favourite food is pizza because"
+    args = {"alpha": 0.3, "top_k": 7, "max_new_tokens": TOKENS, "seed": 4, "backend": "llama.cpp"}
+    a, b, table, figures = list(stream_comparison(store, prompt, "nucleus", "momentum_penalty", **args))[-1]
+    llama = llama_cpp_text_model(store.device).model
+    assert "".join(t for t, _ in a) == generate_text_llama_cpp(llama, prompt, "nucleus", TOKENS, seed=4)
+    assert "".join(t for t, _ in b) == generate_text_llama_cpp(
+        llama, prompt, "momentum_penalty", TOKENS, seed=4, alpha=0.3
+    )
+    assert figures["runs"]["B"]["params"] == {"alpha": 0.3} and "| B | `momentum_penalty` (alpha=0.3) |" in table
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -53,6 +69,7 @@ def test_both_sides_stream_from_llama_cpp_with_figures(store: ModelStore) -> Non
         ({"method_a": "no_repeat_ngram"}, "Method A: `method`='no_repeat_ngram' is not available"),
         ({"attention_b": "momentum"}, "momentum attention runs on the transformers backend only"),
         ({"alpha": -1.0}, "Momentum α must be in [0.0, inf), got -1.0"),
+        ({"method_a": "momentum_penalty", "alpha": 1.5}, "Momentum α must be in [0.0, 1.0], got 1.5"),
         ({"backend": "vllm"}, "Backend must be one of 'transformers', 'llama.cpp', got 'vllm'"),
     ],
 )

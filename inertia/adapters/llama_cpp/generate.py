@@ -1,5 +1,6 @@
-"""Token generators on a ``llama_cpp.Llama``: greedy search, momentum decoding, sampling, and llama.cpp's own
-repetition / frequency / presence penalties and DRY, each a thin translation into llama-cpp-python calls.
+"""Token generators on a ``llama_cpp.Llama``: greedy search, momentum decoding, sampling (with or without the
+momentum penalty), and llama.cpp's own repetition / frequency / presence penalties and DRY, each a thin translation
+into llama-cpp-python calls.
 
 Every generator takes the prompt as token ids and yields the new token ids one by one; it stops after
 ``max_new_tokens`` tokens or at an end-of-generation token (llama.cpp's ``llama_vocab_is_eog``, which is not yielded),
@@ -11,7 +12,9 @@ Two drivers:
 
 - greedy, momentum decoding and sampling run llama-cpp-python's own loop (``Llama.generate``; momentum decoding is
   :class:`~inertia.adapters.llama_cpp.logits_processor.MomentumDecodingLlamaCppProcessor` in its ``logits_processor``
-  list at temperature 0);
+  list at temperature 0, the momentum penalty
+  :class:`~inertia.adapters.llama_cpp.momentum_penalty.MomentumPenaltyLlamaCppProcessor` in that list in front of
+  the sampling chain);
 - the penalties and DRY run llama.cpp's sampler chain (penalties or DRY, then greedy) through the public C API that
   llama-cpp-python binds, with the prompt accepted into the chain first, as ``llama-cli`` does, so that the prompt
   counts as history (``Llama.generate`` offers no DRY, and its penalties never see the prompt).
@@ -35,6 +38,7 @@ import numpy as np
 
 from inertia.adapters.llama_cpp.availability import require_llama_cpp
 from inertia.adapters.llama_cpp.logits_processor import MomentumDecodingLlamaCppProcessor
+from inertia.adapters.llama_cpp.momentum_penalty import MomentumPenaltyLlamaCppProcessor
 from inertia.core.decoding.momentum import DEFAULT_RESISTANCE
 from inertia.core.validation import check_int, check_range, check_real
 
@@ -181,10 +185,26 @@ def generate_sampled(
     top_k: int = 0,
     top_p: float = 1.0,
     min_p: float = 0.0,
+    momentum_penalty: float | None = None,
     min_new_tokens: int = 0,
 ) -> Iterator[int]:
     """llama.cpp's sampling chain: top-k (0: off), top-p, min-p (0: off), temperature, then a draw seeded by
-    ``seed`` (the same seed gives the same tokens)."""
+    ``seed`` (the same seed gives the same tokens).
+
+    ``momentum_penalty`` (α ≥ 0; ``None``: off) puts a fresh
+    :class:`~inertia.adapters.llama_cpp.momentum_penalty.MomentumPenaltyLlamaCppProcessor` with that α (default
+    resistance table) in front of the chain: every token's logit is charged α·R(l(v)) for the n-gram it would repeat,
+    then the chain samples as usual. α = 0 draws the same tokens as no penalty, with the same seed.
+
+    Example:
+        >>> from inertia.adapters.llama_cpp.generate import generate_sampled
+        >>> # llm = llama_cpp.Llama(model_path="model.gguf", verbose=False)
+        >>> # ids = llm.tokenize(b"Once upon a time")
+        >>> # tokens = list(generate_sampled(llm, ids, 64, seed=1, top_p=0.95, momentum_penalty=0.2))
+    """
+    processors: list[Any] = []
+    if momentum_penalty is not None:
+        processors.append(MomentumPenaltyLlamaCppProcessor(check_range("momentum_penalty", momentum_penalty, 0.0)))
     prompt = _check_call(llama, prompt_tokens, max_new_tokens, min_new_tokens)
     check_int("seed", seed, 0, 2**32 - 1)
     temperature = check_range("temperature", temperature, 0.0, math.inf, low_open=True)
@@ -193,7 +213,7 @@ def generate_sampled(
     min_p = check_range("min_p", min_p, 0.0, 1.0)
     llama.set_seed(seed)
     return _run_generate(
-        llama, prompt, max_new_tokens, min_new_tokens, [], temp=temperature, top_k=top_k, top_p=top_p,
+        llama, prompt, max_new_tokens, min_new_tokens, processors, temp=temperature, top_k=top_k, top_p=top_p,
         min_p=min_p, typical_p=1.0, repeat_penalty=1.0,
     )  # fmt: skip
 

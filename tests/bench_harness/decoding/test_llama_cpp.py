@@ -40,6 +40,7 @@ def test_step_costs_time_both_paths() -> None:
 
     (row,) = step_costs((64,), vocab=100, steps=2)
     assert row["history"] == 64 and 0 < row["incremental_ms"] < 1e3 and 0 < row["stateless_ms"] < 1e3
+    assert 0 < row["penalty_ms"] < 1e3 and 0 < row["penalty_build_ms"] < 1e3
 
 
 def test_bad_arguments_exit_2() -> None:
