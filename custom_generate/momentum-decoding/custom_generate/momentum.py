@@ -243,5 +243,5 @@ def momentum_scores(
     stuck = torch.isneginf(selection).all(dim=-1, keepdim=True) & torch.isfinite(top_logits[:, :1])
     first = torch.where(stuck, torch.finfo(scores.dtype).min, selection[:, :1])
     selection = torch.cat([first, selection[:, 1:]], dim=1)
-    out = torch.full_like(logits, -math.inf).scatter(1, top_ids, selection)
+    out = torch.full_like(logits, -math.inf).scatter_(1, top_ids, selection)  # in place: no second [B, V] copy
     return out.to(scores.dtype)
