@@ -110,7 +110,7 @@ def summarise(store: Any, rows: Sequence[Row], cfg: StudyConfig, sets: dict[str,
                     entry["mauve_bootstrap"] = [float(np.percentile(boot, 5)), float(np.percentile(boot, 95))]
                 table[row.name] = entry
             points = {name: (e["diversity"]["mean"], e["coherence"]["mean"]) for name, e in table.items()}
-            per_set[set_name] = {"rows": table, "front": pareto_front(points)}
+            per_set[set_name] = {"rows": table, "front": pareto_front(points), "prompts": wanted}
         out["stages"][stage] = per_set
     return out
 
@@ -129,9 +129,10 @@ def render(summary: dict[str, Any]) -> str:
         for set_name, block in per_set.items():
             if not block["rows"]:
                 continue
-            title = {"news": "96 Lee news articles", "ours": "our 104 prompts"}[set_name]
-            tokens = "128" if stage == "report" else "512 (subset)"
-            lines += [f"#### {title}, {tokens} new tokens", ""]
+            title = {"news": "of the 96 Lee news articles", "ours": "of our 104 prompts"}[set_name]
+            count = f"the first {block['prompts']} " if "prompts" in block else "all "
+            tokens = "128" if stage == "report" else "512"
+            lines += [f"#### {count}{title}, {tokens} new tokens", ""]
             mauve = set_name == "news" and stage == "report"
             head = "| row | seeds | rep-2 | rep-4 | diversity | coherence | loops % | tokens/s |"
             head += " MAUVE (5-95% bootstrap) |" if mauve else ""

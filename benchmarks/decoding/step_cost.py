@@ -3,7 +3,9 @@
 The stateless path recomputes every candidate's repetition level from the whole history at each step (O(T) per
 step); the incremental path keeps each row's n-gram index between calls and extends it by one token (O(k·N) look-ups
 plus one comparison of ``input_ids`` with the previous call's). Both give the same scores; this measures the cost of a
-steady-state step: a call whose ``input_ids`` is the previous call's plus one token. Histories are random tokens from
+steady-state step: a call whose ``input_ids`` is the previous call's plus one token. The "vocabulary floor" is the
+same step with the repetition levels given for free: the top-k, the softmax and the new score row over the whole
+vocabulary (eqs. (2)-(3)), which every step pays at any history length. Histories are random tokens from
 a 100-token alphabet (many repeats), scores random logits over the vocabulary.
 
 Usage::
@@ -24,10 +26,11 @@ import torch
 from benchmarks.common.cli_lists import comma_ints
 from benchmarks.common.outputs import print_and_save
 from benchmarks.common.timing import seconds_of
+from inertia.core.decoding.momentum import DEFAULT_RESISTANCE, momentum_scores, penalty_table
 from inertia.core.decoding.ngram_index import IncrementalLevels
 from inertia.decoders import MomentumDecodingLogitsProcessor
 
-__all__ = ["build_seconds", "main", "step_seconds", "table"]
+__all__ = ["build_seconds", "floor_seconds", "main", "step_seconds", "table"]
 
 
 def build_seconds(batch: int, history: int, seed: int = 0) -> float:
@@ -36,6 +39,21 @@ def build_seconds(batch: int, history: int, seed: int = 0) -> float:
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 100, (batch, history), generator=generator)
     return seconds_of(lambda: IncrementalLevels(5)(ids, ids[:, :5]), torch.device("cpu"))
+
+
+def floor_seconds(batch: int, vocab: int, steps: int, seed: int = 0) -> float:
+    """Median seconds of one momentum-decoding step whose levels cost nothing (all 0): the vocabulary-wide work."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(batch, vocab, generator=generator)
+    ids = torch.randint(0, 100, (batch, 8), generator=generator)
+    table = penalty_table(0.2, DEFAULT_RESISTANCE)
+
+    def levels(input_ids, candidates, pad_token_id, prompt_mask):
+        return torch.zeros_like(candidates)
+
+    step = lambda: momentum_scores(ids, scores, table, 5, levels_of=levels)  # noqa: E731
+    step()
+    return statistics.median(seconds_of(step, torch.device("cpu")) for _ in range(steps))
 
 
 def step_seconds(incremental: bool, batch: int, history: int, vocab: int, steps: int, seed: int = 0) -> float:
@@ -56,16 +74,19 @@ def step_seconds(incremental: bool, batch: int, history: int, vocab: int, steps:
 def table(histories: tuple[int, ...], batches: tuple[int, ...], vocab: int, steps: int) -> str:
     """A Markdown table of ms per step, both paths, and their ratio."""
     lines = [
-        "| batch | history tokens | stateless ms/step | incremental ms/step | stateless / incremental | index build ms |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| batch | history tokens | stateless ms/step | incremental ms/step | stateless / incremental | index build ms "
+        "| vocabulary floor ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for batch in batches:
         for history in histories:
             before = step_seconds(False, batch, history, vocab, steps) * 1e3
             after = step_seconds(True, batch, history, vocab, steps) * 1e3
             build = build_seconds(batch, history) * 1e3
+            floor = floor_seconds(batch, vocab, steps) * 1e3
             lines.append(
-                f"| {batch} | {history:,} | {before:.2f} | {after:.3f} | {before / after:.0f}x | {build:.0f} |"
+                f"| {batch} | {history:,} | {before:.2f} | {after:.3f} | {before / after:.0f}x | {build:.0f} "
+                f"| {floor:.3f} |"
             )
     return "\n".join(lines)
 
