@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from inertia.core.decoding.momentum_penalty import apply_momentum_penalty, graph_padding, keep_one_token
-from inertia.core.decoding.ngram_index import IGNORED, NgramIndex
+from inertia.core.decoding.ngram_index import IGNORED, NgramIndex, extends_by_one
 from inertia.core.validation import check_int
 
 __all__ = ["IncrementalPenalty", "MomentumPenaltyRow", "NgramSuccessors"]
@@ -288,9 +288,7 @@ class IncrementalPenalty:
             and rule[0] == self._rule[0]
             and rule[1] is self._rule[1]
             and rule[2] == self._rule[2]
-            and input_ids.shape == (old.shape[0], old.shape[1] + 1)
-            and input_ids.device == old.device
-            and bool(torch.equal(input_ids[:, :-1], old))
+            and extends_by_one(input_ids, old)
         )
 
     def __call__(
