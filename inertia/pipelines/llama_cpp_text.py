@@ -102,12 +102,15 @@ def check_llama_cpp_request(
         valid = sorted(LLAMA_CPP_METHODS[method]) or "none"
         raise ValueError(f"`method`={method!r} takes the parameters {valid}, got {unknown}.")
     p = {**LLAMA_CPP_METHODS[method], **params}
-    if method == "momentum_penalty":  # the products' range of its α, as on the transformers backend
-        check_range("alpha", p["alpha"], *PARAM_RANGES["momentum_penalty"]["alpha"])
-    elif "alpha" in p:
+    if "alpha" in p and method != "momentum_penalty":
         validate_alpha(p["alpha"])
     if "top_k" in p:
         validate_top_k(p["top_k"])
+    for name, (low, high) in PARAM_RANGES.get(method, {}).items():  # the products' ranges, as on transformers
+        if isinstance(low, int) and isinstance(high, int):
+            check_int(name, p[name], low, high)
+        else:
+            check_range(name, p[name], low, high)
     if "top_p" in p:
         check_range("top_p", p["top_p"], 0.0, 1.0, low_open=True)
     if method == "repetition_penalty":

@@ -14,7 +14,6 @@ momentum_penalty, nucleus, presence_penalty, repetition_penalty, top_k.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -48,9 +47,10 @@ def llama_cpp_sides(
     for side, method in (("A", method_a), ("B", method_b)):
         params: dict[str, Any] = {}
         if method == "momentum":
+            ranges = PARAM_RANGES["momentum"]  # the sliders' ranges, as on the transformers backend
             params = {
-                "alpha": user_float("Momentum α", alpha, 0.0, math.inf),
-                "top_k": user_int("Momentum top-k", top_k, 1, 100),
+                "alpha": user_float("Momentum α", alpha, *ranges["alpha"]),
+                "top_k": user_int("Momentum top-k", top_k, *ranges["top_k"]),
             }
         elif method == "momentum_penalty":
             params = {"alpha": user_float("Momentum α", alpha, *PARAM_RANGES["momentum_penalty"]["alpha"])}

@@ -61,6 +61,11 @@ def test_defaults_are_filled_in_and_checked() -> None:
     assert check_llama_cpp_request("momentum_penalty", {}) == {"alpha": 0.2, "top_p": 0.95}
     with pytest.raises(ValueError, match=r"`alpha` must be in \[0.0, 1.0\], got 1.5"):  # the transformers range
         check_llama_cpp_request("momentum_penalty", {"alpha": 1.5})
+    # momentum decoding takes the products' ranges too (the CLI's --param, the UI's sliders), as on transformers
+    with pytest.raises(ValueError, match=r"`alpha` must be in \[0.0, 1.0\], got 5"):
+        check_llama_cpp_request("momentum", {"alpha": 5})
+    with pytest.raises(ValueError, match=r"`top_k` must be an integer in \[1, 20\], got 50"):
+        check_llama_cpp_request("momentum", {"top_k": 50})
 
 
 @needs_llama_cpp

@@ -68,7 +68,9 @@ def test_the_alpha_slider_drives_the_momentum_penalty_seeded_like_nucleus(store:
         ({"method_b": "contrastive"}, "Method B: `method`='contrastive' is not available with the llama.cpp backend"),
         ({"method_a": "no_repeat_ngram"}, "Method A: `method`='no_repeat_ngram' is not available"),
         ({"attention_b": "momentum"}, "momentum attention runs on the transformers backend only"),
-        ({"alpha": -1.0}, "Momentum α must be in [0.0, inf), got -1.0"),
+        ({"alpha": -1.0}, "Momentum α must be in [0.0, 1.0], got -1.0"),
+        ({"alpha": 1.5}, "Momentum α must be in [0.0, 1.0], got 1.5"),  # the transformers backend's range
+        ({"top_k": 50}, "Momentum top-k must be an integer in [1, 20], got 50"),
         ({"method_a": "momentum_penalty", "alpha": 1.5}, "Momentum α must be in [0.0, 1.0], got 1.5"),
         ({"backend": "vllm"}, "Backend must be one of 'transformers', 'llama.cpp', got 'vllm'"),
     ],
