@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks.decoding.sampling_study import SampleStore
-    from benchmarks.decoding.sampling_study_report import _text_metrics
+    from benchmarks.decoding.sampling_study_report import text_metrics
     from inertia.pipelines.text import load_text_model
 
     torch.set_num_threads(args.threads)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 texts.append({"prompt": item["prompt"], "text": tokenizer.decode(new, skip_special_tokens=True)})
             seconds = time.perf_counter() - start
             for backend, items in (("llama.cpp", llama), ("transformers", texts)):
-                metrics = _text_metrics(items)
+                metrics = text_metrics(items)
                 results.append({"set": set_name, "row": row.name, "backend": backend, **metrics})
             results[-1]["tokens_per_second"] = new_tokens / seconds
             print(f"{set_name} · {row.name}: {seconds:.0f} s", flush=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.decoding.sampling_study_grid import TUNE_COHERENCE_FLOOR, Row, StudyConfig
 
-__all__ = ["choose_tuned", "pareto_front", "render", "summarise"]
+__all__ = ["choose_tuned", "pareto_front", "render", "summarise", "text_metrics"]
 
 _SCORER: list[Any] = []
 
@@ -30,7 +30,8 @@ def _scorer() -> Any:
     return _SCORER[0]
 
 
-def _text_metrics(items: Sequence[dict[str, Any]]) -> dict[str, float]:
+def text_metrics(items: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """rep-2/3/4 (%), diversity, loops (% of texts) and mean coherence of ``{"prompt", "text"}`` items."""
     from inertia.metrics.text import diversity, loop_rate, rep_n
 
     texts = [item["text"] for item in items]
@@ -60,7 +61,7 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 def choose_tuned(store: Any, grid: Sequence[Row], seed: int) -> dict[str, Any]:
     """The tuning rule: per family (DRY, momentum penalty), the most diverse setting whose coherence on the tuning
     articles is at least ``TUNE_COHERENCE_FLOOR`` x plain sampling's; ``None`` for a family where none qualifies."""
-    scores = {row.name: _text_metrics(store.select("tune", row.name, seed, "tuning")) for row in grid}
+    scores = {row.name: text_metrics(store.select("tune", row.name, seed, "tuning")) for row in grid}
     floor = TUNE_COHERENCE_FLOOR * scores[grid[0].name]["coherence"]
     tuned: dict[str, Any] = {"scores": scores, "coherence_floor": floor}
     for family, attr in (("dry", "dry"), ("momentum_penalty", "momentum_penalty")):
@@ -93,7 +94,7 @@ def summarise(store: Any, rows: Sequence[Row], cfg: StudyConfig, sets: dict[str,
                 runs = [items for items in runs if len(items) == wanted and wanted]
                 if not runs:
                     continue
-                metrics = [_text_metrics(items) for items in runs]
+                metrics = [text_metrics(items) for items in runs]
                 entry = {key: _mean_range([m[key] for m in metrics]) for key in metrics[0]}
                 entry["seeds"] = len(runs)
                 entry["tokens_per_s"] = sum(i["new_tokens"] for r in runs for i in r) / sum(
