@@ -50,7 +50,7 @@ def llama_cpp_sides(
             ranges = PARAM_RANGES["momentum"]  # the sliders' ranges, as on the transformers backend
             params = {
                 "alpha": user_float("Momentum α", alpha, *ranges["alpha"]),
-                "top_k": user_int("Momentum top-k", top_k, *ranges["top_k"]),
+                "top_k": user_int("Momentum top-k", top_k, int(ranges["top_k"][0]), int(ranges["top_k"][1])),
             }
         elif method == "momentum_penalty":
             params = {"alpha": user_float("Momentum α", alpha, *PARAM_RANGES["momentum_penalty"]["alpha"])}
