@@ -151,6 +151,10 @@ def test_generate_on_both_tabs_in_chromium(ui_app: Any, tmp_path: Path) -> None:
             assert "recognised" in page.locator("#image-figures thead").inner_text()
             # the slider: the same seed on both sides, the first of the batch, and the one selected in the gallery
             page.wait_for_function("document.querySelectorAll('#image-compare img').length === 2", timeout=TIMEOUT_MS)
+            # the label follows in the event chained after the images (name_seed): wait for it, then check it
+            page.wait_for_function(
+                "document.querySelector('#image-compare').innerText.includes('Seed ')", timeout=TIMEOUT_MS
+            )
             assert "Seed 0:" in page.locator("#image-compare").inner_text()
             gallery = [
                 _file_of(src) for src in page.eval_on_selector_all("#image-gallery img", "(i) => i.map((x) => x.src)")
