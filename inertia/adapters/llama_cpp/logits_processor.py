@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from inertia.adapters.llama_cpp.thread_cache import PerThreadCache, check_one_row
 from inertia.core.decoding.momentum import (
     DEFAULT_RESISTANCE,
     momentum_scores,
@@ -39,7 +39,7 @@ from inertia.core.decoding.ngram_index import IncrementalLevels
 __all__ = ["MomentumDecodingLlamaCppProcessor"]
 
 
-class MomentumDecodingLlamaCppProcessor:
+class MomentumDecodingLlamaCppProcessor(PerThreadCache):
     r"""Momentum decoding (Lan et al. 2022) for llama-cpp-python: greedy search that charges a resistance for
     walking back into loops.
 
@@ -89,14 +89,11 @@ class MomentumDecodingLlamaCppProcessor:
         self.resistance = resolve_resistance(resistance, max_ngram)
         self.max_ngram = len(self.resistance) - 1
         self._penalties = penalty_table(self.alpha, self.resistance)
-        self._local = threading.local()  # one n-gram cache per thread
+        super().__init__()
 
     def levels(self) -> IncrementalLevels:
         """This thread's n-gram cache (created on first use)."""
-        levels: IncrementalLevels | None = getattr(self._local, "levels", None)
-        if levels is None:
-            levels = self._local.levels = IncrementalLevels(self.max_ngram)
-        return levels
+        return self.cached(lambda: IncrementalLevels(self.max_ngram))
 
     def __call__(self, input_ids: npt.NDArray[Any], scores: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """The momentum-decoding selection scores: s(v) on the top-k candidates, ``-inf`` elsewhere.
@@ -109,24 +106,11 @@ class MomentumDecodingLlamaCppProcessor:
         Returns:
             A new float32 ``[V]`` array.
         """
-        if np.ndim(input_ids) != 1 or np.ndim(scores) != 1:
-            raise ValueError(
-                "MomentumDecodingLlamaCppProcessor expects input_ids [T] and scores [V] (llama-cpp-python's "
-                f"convention), got shapes {np.shape(input_ids)} and {np.shape(scores)}."
-            )
+        check_one_row("MomentumDecodingLlamaCppProcessor", input_ids, scores)
         ids = torch.from_numpy(np.ascontiguousarray(input_ids)).unsqueeze(0)
         logits = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).unsqueeze(0)
         out = momentum_scores(ids, logits, self._penalties, self.top_k, levels_of=self.levels())
         return out[0].numpy()
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # a copy starts with no cache (a cache is only ever a speed-up)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(alpha={self.alpha}, top_k={self.top_k}, resistance={self.resistance})"

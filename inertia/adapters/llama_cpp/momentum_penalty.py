@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from inertia.adapters.llama_cpp.thread_cache import PerThreadCache, check_one_row
 from inertia.core.decoding.momentum import DEFAULT_RESISTANCE, resolve_resistance
 from inertia.core.decoding.momentum_penalty import (
     DEFAULT_PENALTY_ALPHA,
@@ -35,7 +35,7 @@ from inertia.core.decoding.penalty_index import IncrementalPenalty
 __all__ = ["MomentumPenaltyLlamaCppProcessor"]
 
 
-class MomentumPenaltyLlamaCppProcessor:
+class MomentumPenaltyLlamaCppProcessor(PerThreadCache):
     r"""The momentum penalty for llama-cpp-python: momentum decoding's resistance charged in log space, so that
     llama.cpp's sampling (temperature, top-k, top-p, min-p, seed) runs on as usual (our extension, not the paper's).
 
@@ -84,14 +84,11 @@ class MomentumPenaltyLlamaCppProcessor:
         self.alpha = float(alpha)
         self.resistance = resolve_resistance(resistance, max_ngram)
         self.max_ngram = len(self.resistance) - 1
-        self._local = threading.local()  # one cache per thread: concurrent completions never share one
+        super().__init__()
 
     def cache(self) -> IncrementalPenalty:
         """This thread's penalty index (created on first use)."""
-        cache: IncrementalPenalty | None = getattr(self._local, "cache", None)
-        if cache is None:
-            cache = self._local.cache = IncrementalPenalty(self._penalties)
-        return cache
+        return self.cached(lambda: IncrementalPenalty(self._penalties))
 
     def __call__(self, input_ids: npt.NDArray[Any], scores: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """``scores − α·R(l(v))`` for every token (eq. (4)); see the class docstring.
@@ -104,24 +101,11 @@ class MomentumPenaltyLlamaCppProcessor:
         Returns:
             A new float32 ``[V]`` array.
         """
-        if np.ndim(input_ids) != 1 or np.ndim(scores) != 1:
-            raise ValueError(
-                "MomentumPenaltyLlamaCppProcessor expects input_ids [T] and scores [V] (llama-cpp-python's "
-                f"convention), got shapes {np.shape(input_ids)} and {np.shape(scores)}."
-            )
+        check_one_row("MomentumPenaltyLlamaCppProcessor", input_ids, scores)
         ids = torch.from_numpy(np.array(input_ids, dtype=np.int64)).unsqueeze(0)
         logits = torch.from_numpy(np.array(scores, dtype=np.float32)).unsqueeze(0)  # copies: `scores` stays as is
         out = apply_momentum_penalty(ids, logits, self._penalties, cache=self.cache())
         return out[0].numpy()
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # a copy or a pickle starts with no cache (a cache is only ever a speed-up)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(alpha={self.alpha}, resistance={self.resistance})"
