@@ -19,12 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import torch
 from transformers import LogitsProcessor
 
+from .processor_state import HistoryProcessorState
 from .momentum import (
     DEFAULT_RESISTANCE,
     momentum_scores,
@@ -43,7 +43,7 @@ at the 9th: building it costs up to about 8 stateless steps (docs/benchmarks/dec
 costs what the stateless path costs, and a longer one pays the build once and then a flat cost per step."""
 
 
-class MomentumDecodingLogitsProcessor(LogitsProcessor):
+class MomentumDecodingLogitsProcessor(LogitsProcessor, HistoryProcessorState):
     r"""Momentum decoding (Lan et al. 2022): greedy search that charges a resistance for walking back into loops.
 
     At each step the top-k tokens by score get ``s(v) = p(v) − α·R(l(v))``, where ``p = softmax(scores)`` and
@@ -117,25 +117,8 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         self.top_k = validate_top_k(top_k)
         self.resistance = resolve_resistance(resistance, max_ngram)
         self.max_ngram = len(self.resistance) - 1
-        if pad_token_id is not None and (
-            isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0
-        ):
-            raise ValueError(f"`pad_token_id` must be None or an integer >= 0, got {pad_token_id!r}.")
-        self.pad_token_id = pad_token_id
-        if prompt_attention_mask is not None and (
-            not isinstance(prompt_attention_mask, torch.Tensor) or prompt_attention_mask.dim() != 2
-        ):
-            shape = getattr(prompt_attention_mask, "shape", None)
-            raise ValueError(
-                f"`prompt_attention_mask` must be None or a [B, T0] tensor, got {type(prompt_attention_mask).__name__}"
-                f"{'' if shape is None else ' of shape ' + str(tuple(shape))}."
-            )
-        self.prompt_attention_mask = prompt_attention_mask
-        if incremental not in (True, False, "auto"):
-            raise ValueError(f"`incremental` must be True, False or 'auto', got {incremental!r}.")
-        self.incremental = incremental
+        HistoryProcessorState.__init__(self, pad_token_id, prompt_attention_mask, incremental)
         self._penalties = penalty_table(self.alpha, self.resistance)
-        self._local = threading.local()  # one n-gram cache per thread: concurrent generations never share one
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """Returns the momentum-decoding selection scores; see the class docstring.
@@ -147,33 +130,14 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor):
         Returns:
             A new ``[B, V]`` tensor in ``scores.dtype``: s(v) on the top-k candidates, ``-inf`` elsewhere.
         """
-        if scores.dim() != 2 or input_ids.dim() != 2 or scores.shape[0] != input_ids.shape[0]:
-            raise ValueError(
-                "MomentumDecodingLogitsProcessor expects input_ids [B, T] and scores [B, V] with the same B, got "
-                f"{tuple(input_ids.shape)} and {tuple(scores.shape)}."
-            )
-        mask = self.prompt_attention_mask
-        if mask is not None and (mask.shape[0] != input_ids.shape[0] or mask.shape[1] > input_ids.shape[1]):
-            raise ValueError(
-                f"`prompt_attention_mask` {tuple(mask.shape)} does not match input_ids {tuple(input_ids.shape)}: it "
-                "must have the same rows and at most as many columns (the prompt)."
-            )
+        self.check_call(type(self).__name__, input_ids, scores)
         levels_of = None
-        if self.incremental is True or (self.incremental == "auto" and input_ids.device.type == "cpu"):
-            levels_of = getattr(self._local, "levels", None)
-            if levels_of is None:
-                build_after = 0 if self.incremental is True else AUTO_BUILD_AFTER
-                levels_of = self._local.levels = IncrementalLevels(self.max_ngram, build_after)
-        return momentum_scores(input_ids, scores, self._penalties, self.top_k, self.pad_token_id, mask, levels_of)
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # a copy or a pickle starts with no cache (a cache is only ever a speed-up)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
+        if self.wants_cache(input_ids):
+            build_after = 0 if self.incremental is True else AUTO_BUILD_AFTER
+            levels_of = self.thread_cache(lambda: IncrementalLevels(self.max_ngram, build_after))
+        return momentum_scores(
+            input_ids, scores, self._penalties, self.top_k, self.pad_token_id, self.prompt_attention_mask, levels_of
+        )
 
     def __repr__(self) -> str:
         return (

@@ -19,16 +19,16 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import torch
 from transformers import LogitsProcessor
 
+from inertia.adapters.transformers.processor_state import HistoryProcessorState
 from inertia.core.decoding.momentum import DEFAULT_RESISTANCE, penalty_table, resolve_resistance
 from inertia.core.decoding.momentum_penalty import DEFAULT_PENALTY_ALPHA, apply_momentum_penalty
 from inertia.core.decoding.penalty_index import IncrementalPenalty
-from inertia.core.validation import check_int, check_range
+from inertia.core.validation import check_range
 
 __all__ = ["AUTO_PENALTY_BUILD_AFTER", "MomentumPenaltyLogitsProcessor"]
 
@@ -39,7 +39,7 @@ and 32k) and building the indexes costs 60 to 350 such steps on real text (docs/
 and medium generations never pay the build and long ones pay it once."""
 
 
-class MomentumPenaltyLogitsProcessor(LogitsProcessor):
+class MomentumPenaltyLogitsProcessor(LogitsProcessor, HistoryProcessorState):
     r"""The momentum penalty: momentum decoding's resistance charged in log space, for sampling (our extension).
 
     Not the paper's method (that is :class:`~inertia.decoders.MomentumDecodingLogitsProcessor`, greedy only). Every
@@ -99,21 +99,8 @@ class MomentumPenaltyLogitsProcessor(LogitsProcessor):
         self.alpha = check_range("alpha", alpha, 0.0)
         self.resistance = resolve_resistance(resistance, max_ngram)
         self.max_ngram = len(self.resistance) - 1
-        self.pad_token_id = None if pad_token_id is None else check_int("pad_token_id", pad_token_id, 0)
-        if prompt_attention_mask is not None and (
-            not isinstance(prompt_attention_mask, torch.Tensor) or prompt_attention_mask.dim() != 2
-        ):
-            shape = getattr(prompt_attention_mask, "shape", None)
-            raise ValueError(
-                f"`prompt_attention_mask` must be None or a [B, T0] tensor, got {type(prompt_attention_mask).__name__}"
-                f"{'' if shape is None else ' of shape ' + str(tuple(shape))}."
-            )
-        self.prompt_attention_mask = prompt_attention_mask
-        if not (isinstance(incremental, bool) or incremental == "auto"):
-            raise ValueError(f"`incremental` must be True, False or 'auto', got {incremental!r}.")
-        self.incremental = incremental
+        HistoryProcessorState.__init__(self, pad_token_id, prompt_attention_mask, incremental)
         self._penalties = penalty_table(self.alpha, self.resistance)
-        self._local = threading.local()  # one cache per thread: concurrent generations never share one
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         """Returns ``scores − α·R(l(v))`` for every token; see the class docstring.
@@ -125,33 +112,14 @@ class MomentumPenaltyLogitsProcessor(LogitsProcessor):
         Returns:
             A new ``[B, V]`` tensor in ``scores.dtype``.
         """
-        if scores.dim() != 2 or input_ids.dim() != 2 or scores.shape[0] != input_ids.shape[0]:
-            raise ValueError(
-                "MomentumPenaltyLogitsProcessor expects input_ids [B, T] and scores [B, V] with the same B, got "
-                f"{tuple(input_ids.shape)} and {tuple(scores.shape)}."
-            )
-        mask = self.prompt_attention_mask
-        if mask is not None and (mask.shape[0] != input_ids.shape[0] or mask.shape[1] > input_ids.shape[1]):
-            raise ValueError(
-                f"`prompt_attention_mask` {tuple(mask.shape)} does not match input_ids {tuple(input_ids.shape)}: it "
-                "must have the same rows and at most as many columns (the prompt)."
-            )
+        self.check_call(type(self).__name__, input_ids, scores)
         cache = None
-        if self.incremental is True or (self.incremental == "auto" and input_ids.device.type == "cpu"):
-            cache = getattr(self._local, "cache", None)
-            if cache is None:
-                build_after = 0 if self.incremental is True else AUTO_PENALTY_BUILD_AFTER
-                cache = self._local.cache = IncrementalPenalty(self._penalties, build_after)
-        return apply_momentum_penalty(input_ids, scores, self._penalties, self.pad_token_id, mask, cache)
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # a copy or a pickle starts with no cache (a cache is only ever a speed-up)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
+        if self.wants_cache(input_ids):
+            build_after = 0 if self.incremental is True else AUTO_PENALTY_BUILD_AFTER
+            cache = self.thread_cache(lambda: IncrementalPenalty(self._penalties, build_after))
+        return apply_momentum_penalty(
+            input_ids, scores, self._penalties, self.pad_token_id, self.prompt_attention_mask, cache
+        )
 
     def __repr__(self) -> str:
         name = type(self).__name__

@@ -41,7 +41,7 @@ def test_long_random_histories_give_the_stateless_scores_at_every_step(seed: int
     cached, stateless = _pair(alpha=0.3, top_k=6, resistance="linear")
     for ids, scores in _steps(prompt, 60, seed):
         assert torch.equal(cached(ids, scores), stateless(ids, scores))
-    assert cached._local.levels.rebuilds == 1  # built once, then extended 59 times
+    assert cached._local.cache.rebuilds == 1  # built once, then extended 59 times
 
 
 def test_left_padding_by_pad_id_and_by_prompt_mask() -> None:
@@ -63,7 +63,7 @@ def test_reordered_rows_and_a_second_generation_rebuild() -> None:
     for probe in (last_ids[[2, 0, 1]], last_ids[:2], first, torch.randint(0, 6, (3, 61), generator=generator)):
         scores = torch.randn(probe.shape[0], VOCAB, generator=generator)
         assert torch.equal(cached(probe, scores), stateless(probe, scores))
-    assert cached._local.levels.rebuilds == 5
+    assert cached._local.cache.rebuilds == 5
 
 
 def test_a_rewritten_history_of_the_same_length_is_not_continued() -> None:
@@ -99,7 +99,7 @@ def test_copies_and_pickles_start_without_a_cache() -> None:
     processor = MomentumDecodingLogitsProcessor(alpha=0.2, top_k=5, incremental=True)
     processor(torch.tensor([[1, 2, 3]]), torch.randn(1, 10))
     for clone in (copy.deepcopy(processor), pickle.loads(pickle.dumps(processor))):
-        assert getattr(clone._local, "levels", None) is None
+        assert getattr(clone._local, "cache", None) is None
         assert torch.equal(
             clone(torch.tensor([[1, 2, 3, 1]]), torch.ones(1, 10)),
             processor(torch.tensor([[1, 2, 3, 1]]), torch.ones(1, 10)),
@@ -120,6 +120,6 @@ def test_auto_starts_stateless_and_builds_the_index_once_the_generation_runs_on(
     generator = torch.Generator().manual_seed(11)
     for step, (ids, scores) in enumerate(_steps(torch.randint(0, 6, (3, 80), generator=generator), 30, seed=11)):
         assert torch.equal(auto(ids, scores), stateless(ids, scores)), step
-        built = bool(auto._local.levels._rows)
+        built = bool(auto._local.cache._rows)
         assert built == (step >= AUTO_BUILD_AFTER), step
-    assert auto._local.levels.rebuilds == 1
+    assert auto._local.cache.rebuilds == 1

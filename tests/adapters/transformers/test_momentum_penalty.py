@@ -264,7 +264,7 @@ def test_unsupported_modes_and_bad_parameters_raise_before_any_forward(model, kw
         ({"resistance": [0]}, "at least 2 entries"),
         ({"resistance": [0, float("nan")]}, r"R\(1\) = nan"),
         ({"max_ngram": 33}, r"`max_ngram` must be an integer in \[1, 32\], got 33"),
-        ({"pad_token_id": -1}, r"`pad_token_id` must be an integer >= 0, got -1"),
+        ({"pad_token_id": -1}, r"`pad_token_id` must be None or an integer >= 0, got -1"),
         ({"pad_token_id": 1.0}, "`pad_token_id`"),
         (
             {"prompt_attention_mask": [[1, 1]]},
