@@ -4,9 +4,10 @@ The rows, seeds and tuning rule are fixed in :mod:`benchmarks.decoding.sampling_
 generator is :mod:`benchmarks.decoding.sampling_study_engine` (llama.cpp's own DRY and penalties, llama.cpp's
 default sampler chain under every row); the tables are :mod:`benchmarks.decoding.sampling_study_report`.
 
-Prompt sets, as in the decoding-vs-peers benchmark (docs/benchmarks/decoding.md, §10): (a) the 96 reported Lee news
-articles with their human continuations (every fifth usable article is kept apart for tuning and never reported),
-(b) our 104 prompts. Each row continues every prompt by exactly ``--max-new-tokens`` tokens (128), once per seed
+Prompt sets, as in the decoding-vs-peers benchmark (docs/benchmarks/decoding.md, §10): (a) the reported Lee news
+articles with their human continuations (every fifth usable article is kept apart for tuning and never reported; at
+this study's lengths, 48 prompt tokens and 128 new ones, SmolLM2's tokenizer leaves 225 usable articles: 45 for
+tuning, 180 reported), (b) our 104 prompts. Each row continues every prompt by exactly ``--max-new-tokens`` tokens (128), once per seed
 (0, 1, 2); a long subset (the first 10 prompts of each set) runs at 512 tokens with seed 0.
 
 Stages (each resumable: every continuation is appended to ``sampling_study_samples.jsonl`` as it is produced, and a
@@ -18,9 +19,9 @@ rerun skips the ones already there):
     python -m benchmarks.decoding.sampling_study --stage tables   # metrics, MAUVE, the front -> sampling_study.md
     python -m benchmarks.decoding.sampling_study --quick          # all four on a few prompts and tokens
 
-Budget on an idle 2-core CPU at about 100 tokens/s: about 4-5 minutes per row and seed at 128 tokens (200
-prompts), so the report stage (10 rows, 3 seeds, the greedy row once) takes about 2 hours; on a loaded machine
-several times that.
+Budget on one thread of a 2-core CPU: about 1 minute per row, seed and 32 prompts at 128 tokens (1.5-3 minutes for
+no-repeat-n-gram and the momentum penalty, which rewrite the logits in Python), so the whole report stage (284
+prompts, 10 rows, 3 seeds, the greedy row once) takes about 5-6 hours on one process; the tables take 3-4 minutes.
 """
 
 from __future__ import annotations
@@ -72,8 +73,14 @@ class SampleStore:
         with self.path.open("a") as handle:
             handle.write(json.dumps(item) + "\n")
 
-    def select(self, stage: str, row: str, seed: int, set_name: str) -> list[dict[str, Any]]:
-        items = [v for k, v in self.samples.items() if k[:4] == (stage, row, seed, set_name)]
+    def select(self, stage: str, row: str, seed: int, set_name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The stored continuations of one (stage, row, seed, set), by prompt index; with ``limit``, only those of the
+        first ``limit`` prompts (a store may hold more prompts than a smaller run asks for)."""
+        items = [
+            v
+            for k, v in self.samples.items()
+            if k[:4] == (stage, row, seed, set_name) and (limit is None or k[4] < limit)
+        ]
         return sorted(items, key=lambda item: item["index"])
 
 
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 prompts per set, 12 tokens, one seed")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"), help="folder for samples and tables")
-    parser.add_argument("--news-prompts", type=int, help="report only the first N news articles (default: all 96)")
+    parser.add_argument("--news-prompts", type=int, help="report only the first N news articles (default: all 180)")
     parser.add_argument("--our-prompts", type=int, help="report only the first N of our prompts (default: all 104)")
     parser.add_argument("--long-prompts", type=int, help="prompts per set of the 512-token subset (default 10)")
     parser.add_argument("--seeds", help="reported seeds, comma-separated (default 0,1,2)")
@@ -205,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if "tables" in stages:
         from benchmarks.decoding.sampling_study_report import render, summarise
 
-        summary = summarise(store, rows, cfg, sets)
+        whole = prompt_sets(engine.tokenizer, replace(cfg, news_prompts=None, our_prompts=None))
+        summary = summarise(store, rows, cfg, sets, {"news": len(whole["news"]), "ours": len(whole["ours"])})
         summary["config"] = {k: v for k, v in asdict(cfg).items() if k != "extra"}
         summary["tuned"] = tuned
         (args.out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")

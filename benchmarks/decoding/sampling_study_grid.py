@@ -113,7 +113,7 @@ def tuned_rows(tuned: dict[str, Any] | None) -> tuple[Row, ...]:
 class StudyConfig:
     """The run's sizes: prompts per set, new tokens, the long subset, the n-gram window and the seeds."""
 
-    news_prompts: int | None = None  # all 96 reported articles
+    news_prompts: int | None = None  # all 180 reported articles
     our_prompts: int | None = None  # all 104 prompts
     max_new_tokens: int = 128
     long_prompts: int = 10  # per set, for the 512-token subset

@@ -76,8 +76,17 @@ def _mean_range(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(statistics.fmean(values)), "min": float(min(values)), "max": float(max(values))}
 
 
-def summarise(store: Any, rows: Sequence[Row], cfg: StudyConfig, sets: dict[str, Any]) -> dict[str, Any]:
-    """Metrics per stage, set and row (over the seeds that have every prompt), MAUVE on news, the fronts."""
+def summarise(
+    store: Any,
+    rows: Sequence[Row],
+    cfg: StudyConfig,
+    sets: dict[str, Any],
+    available: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Metrics per stage, set and row (over the seeds that have every prompt), MAUVE on news, the fronts.
+
+    ``available``: each set's whole size (``{"news": 180, "ours": 104}``), for the titles; ``sets`` holds the prompts
+    this run reports, which may be the first part of each set."""
     from benchmarks.decoding.human_reference import mauve_score
 
     out: dict[str, Any] = {"stages": {}}
@@ -90,7 +99,7 @@ def summarise(store: Any, rows: Sequence[Row], cfg: StudyConfig, sets: dict[str,
             table: dict[str, Any] = {}
             for row in rows:
                 seeds = cfg.seeds if (row.seeded and stage == "report") else cfg.seeds[:1]
-                runs = [store.select(stage, row.name, seed, set_name) for seed in seeds]
+                runs = [store.select(stage, row.name, seed, set_name, wanted) for seed in seeds]
                 runs = [items for items in runs if len(items) == wanted and wanted]
                 if not runs:
                     continue
@@ -112,6 +121,8 @@ def summarise(store: Any, rows: Sequence[Row], cfg: StudyConfig, sets: dict[str,
                 table[row.name] = entry
             points = {name: (e["diversity"]["mean"], e["coherence"]["mean"]) for name, e in table.items()}
             per_set[set_name] = {"rows": table, "front": pareto_front(points), "prompts": wanted}
+            if available is not None:
+                per_set[set_name]["available"] = available[set_name]
         out["stages"][stage] = per_set
     return out
 
@@ -130,7 +141,8 @@ def render(summary: dict[str, Any]) -> str:
         for set_name, block in per_set.items():
             if not block["rows"]:
                 continue
-            title = {"news": "of the 96 Lee news articles", "ours": "of our 104 prompts"}[set_name]
+            size = f"{block['available']} " if "available" in block else ""
+            title = {"news": f"of the {size}Lee news articles", "ours": f"of our {size}prompts"}[set_name]
             count = f"the first {block['prompts']} " if "prompts" in block else "all "
             tokens = "128" if stage == "report" else "512"
             lines += [f"#### {count}{title}, {tokens} new tokens", ""]

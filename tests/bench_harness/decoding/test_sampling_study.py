@@ -6,9 +6,10 @@ import importlib.util
 
 import pytest
 
+from benchmarks.decoding import sampling_study_report
 from benchmarks.decoding.sampling_study import SampleStore
-from benchmarks.decoding.sampling_study_grid import ROWS, Row, tuned_rows
-from benchmarks.decoding.sampling_study_report import pareto_front
+from benchmarks.decoding.sampling_study_grid import ROWS, Row, StudyConfig, tuned_rows
+from benchmarks.decoding.sampling_study_report import pareto_front, render, summarise
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
@@ -49,6 +50,40 @@ def test_store_resumes_from_its_file(tmp_path) -> None:
     assert again.has("report", "sampling", 0, "news", 3)
     assert not again.has("report", "sampling", 1, "news", 3)
     assert again.select("report", "sampling", 0, "news") == [item]
+
+
+def _sample(row: str, seed: int, set_name: str, index: int, text: str) -> dict:
+    return {"stage": "report", "row": row, "seed": seed, "set": set_name, "index": index, "prompt": "p", "text": text,
+            "new_tokens": 4, "seconds": 0.1}  # fmt: skip
+
+
+def test_select_with_a_limit_keeps_the_first_prompts(tmp_path) -> None:
+    store = SampleStore(tmp_path / "samples.jsonl")
+    for index in (4, 0, 2, 1, 3):
+        store.add(_sample("sampling", 0, "ours", index, f"text {index}"))
+    assert [item["index"] for item in store.select("report", "sampling", 0, "ours")] == [0, 1, 2, 3, 4]
+    assert [item["index"] for item in store.select("report", "sampling", 0, "ours", 3)] == [0, 1, 2]
+
+
+class _FlatScorer:
+    def score(self, prompts: list[str], texts: list[str]) -> list[float]:
+        return [0.5] * len(texts)
+
+
+def test_a_store_with_more_prompts_than_the_run_still_reports_every_row(tmp_path, monkeypatch) -> None:
+    # a store grown by a larger run (here 5 prompts) must still give a complete 3-prompt table, titled by set size
+    monkeypatch.setattr(sampling_study_report, "_scorer", lambda: _FlatScorer())
+    store = SampleStore(tmp_path / "samples.jsonl")
+    rows = (ROWS[0],)
+    for seed in (0, 1):
+        for index in range(5 if seed == 0 else 3):
+            store.add(_sample(ROWS[0].name, seed, "ours", index, f"the cat sat on mat number {index} today"))
+    sets = {"news": [], "ours": [{"prompt": "p"}] * 3}
+    cfg = StudyConfig(our_prompts=3, seeds=(0, 1), long_prompts=1)
+    summary = summarise(store, rows, cfg, sets, {"news": 180, "ours": 104})
+    block = summary["stages"]["report"]["ours"]
+    assert block["rows"][ROWS[0].name]["seeds"] == 2 and block["prompts"] == 3 and block["available"] == 104
+    assert "#### the first 3 of our 104 prompts, 128 new tokens" in render(summary)
 
 
 @pytest.mark.skipif(not HAS_LLAMA, reason='llama.cpp is not installed (pip install "inertia[llama]")')
