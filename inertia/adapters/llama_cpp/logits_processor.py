@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inertia.adapters.llama_cpp.thread_cache import PerThreadCache, check_one_row
+from inertia.adapters.llama_cpp.row_check import check_one_row
 from inertia.core.decoding.momentum import (
     DEFAULT_RESISTANCE,
     momentum_scores,
@@ -35,6 +35,7 @@ from inertia.core.decoding.momentum import (
     validate_top_k,
 )
 from inertia.core.decoding.ngram_index import IncrementalLevels
+from inertia.core.decoding.thread_cache import PerThreadCache
 
 __all__ = ["MomentumDecodingLlamaCppProcessor"]
 

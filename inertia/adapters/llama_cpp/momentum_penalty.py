@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from inertia.adapters.llama_cpp.thread_cache import PerThreadCache, check_one_row
+from inertia.adapters.llama_cpp.row_check import check_one_row
 from inertia.core.decoding.momentum import DEFAULT_RESISTANCE, resolve_resistance
 from inertia.core.decoding.momentum_penalty import (
     DEFAULT_PENALTY_ALPHA,
@@ -31,6 +31,7 @@ from inertia.core.decoding.momentum_penalty import (
     momentum_penalty_table,
 )
 from inertia.core.decoding.penalty_index import IncrementalPenalty
+from inertia.core.decoding.thread_cache import PerThreadCache
 
 __all__ = ["MomentumPenaltyLlamaCppProcessor"]
 

@@ -34,7 +34,7 @@ Example:
     ['torch>=2.13', 'transformers>=5.23']
     >>> [name.rsplit(".", 1)[1] for name in module_closure(METHODS[0].module)]  # doctest: +NORMALIZE_WHITESPACE
     ['generate_checks', 'logits_processor', 'momentum_generate', 'processor_state', 'momentum', 'ngram_index',
-     'decoding', 'validation']
+     'thread_cache', 'decoding', 'validation']
     >>> [name.rsplit(".", 1)[1] for name in module_closure(METHODS[1].module)]
     ['contrastive_search', 'generate_checks', 'contrastive', 'validation']
 """

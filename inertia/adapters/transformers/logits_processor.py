@@ -133,7 +133,7 @@ class MomentumDecodingLogitsProcessor(LogitsProcessor, HistoryProcessorState):
         levels_of = None
         if self.wants_cache(input_ids):
             build_after = 0 if self.incremental is True else AUTO_BUILD_AFTER
-            levels_of = self.thread_cache(lambda: IncrementalLevels(self.max_ngram, build_after))
+            levels_of = self.cached(lambda: IncrementalLevels(self.max_ngram, build_after))
         return momentum_scores(
             input_ids, scores, self._penalties, self.top_k, self.pad_token_id, self.prompt_attention_mask, levels_of
         )

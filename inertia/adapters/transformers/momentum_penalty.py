@@ -116,7 +116,7 @@ class MomentumPenaltyLogitsProcessor(LogitsProcessor, HistoryProcessorState):
         cache = None
         if self.wants_cache(input_ids):
             build_after = 0 if self.incremental is True else AUTO_PENALTY_BUILD_AFTER
-            cache = self.thread_cache(lambda: IncrementalPenalty(self._penalties, build_after))
+            cache = self.cached(lambda: IncrementalPenalty(self._penalties, build_after))
         return apply_momentum_penalty(
             input_ids, scores, self._penalties, self.pad_token_id, self.prompt_attention_mask, cache
         )

@@ -3,33 +3,32 @@
 :class:`~inertia.adapters.transformers.logits_processor.MomentumDecodingLogitsProcessor` and
 :class:`~inertia.adapters.transformers.momentum_penalty.MomentumPenaltyLogitsProcessor` take the same padding and
 ``incremental`` arguments, check ``input_ids``/``scores`` the same way at each call, and keep one n-gram cache per
-thread that a copy or a pickle leaves behind (a cache is only ever a speed-up). :class:`HistoryProcessorState` holds
-that part once; each processor keeps its own math (a core function) and its own cache class.
+thread that a copy or a pickle leaves behind (:class:`~inertia.core.decoding.thread_cache.PerThreadCache`).
+:class:`HistoryProcessorState` holds that part once; each processor keeps its own math (a core function) and its own
+cache class.
 
 Example:
     >>> import torch
     >>> state = HistoryProcessorState(pad_token_id=0, prompt_attention_mask=None, incremental="auto")
     >>> state.wants_cache(torch.zeros(1, 3, dtype=torch.long))   # "auto" keeps a cache for CPU tensors
     True
-    >>> state.thread_cache(lambda: [])                            # built once per thread, then reused
+    >>> state.cached(lambda: [])                                  # built once per thread, then reused
     []
 """
 
 from __future__ import annotations
 
 import numbers
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
+from inertia.core.decoding.thread_cache import PerThreadCache
+
 __all__ = ["HistoryProcessorState"]
 
-Cache = TypeVar("Cache")
 
-
-class HistoryProcessorState:
+class HistoryProcessorState(PerThreadCache):
     """The padding arguments, the ``incremental`` switch and the per-thread cache of a processor keyed on history.
 
     Args:
@@ -59,7 +58,7 @@ class HistoryProcessorState:
         if not (isinstance(incremental, bool) or incremental == "auto"):
             raise ValueError(f"`incremental` must be True, False or 'auto', got {incremental!r}.")
         self.incremental: bool | str = incremental
-        self._local = threading.local()  # one cache per thread: concurrent generations never share one
+        super().__init__()  # one cache per thread: concurrent generations never share one
 
     def check_call(self, owner: str, input_ids: torch.Tensor, scores: torch.Tensor) -> None:
         """Raises ``ValueError`` unless ``input_ids`` is ``[B, T]``, ``scores`` ``[B, V]`` and the mask fits them."""
@@ -78,19 +77,3 @@ class HistoryProcessorState:
     def wants_cache(self, input_ids: torch.Tensor) -> bool:
         """Whether this call keeps a cache: ``incremental=True``, or ``"auto"`` with ``input_ids`` on the CPU."""
         return self.incremental is True or (self.incremental == "auto" and input_ids.device.type == "cpu")
-
-    def thread_cache(self, build: Callable[[], Cache]) -> Cache:
-        """This thread's cache, made by ``build()`` on the thread's first call."""
-        cache = getattr(self._local, "cache", None)
-        if cache is None:
-            cache = self._local.cache = build()
-        return cache
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # a copy or a pickle starts with no cache (a cache is only ever a speed-up)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()

@@ -79,10 +79,10 @@ def test_one_cache_per_thread_built_once() -> None:
         built.append(object())
         return built[-1]
 
-    first = shared.thread_cache(build)
-    assert shared.thread_cache(build) is first
+    first = shared.cached(build)
+    assert shared.cached(build) is first
     other: list[object] = []
-    thread = threading.Thread(target=lambda: other.append(shared.thread_cache(build)))
+    thread = threading.Thread(target=lambda: other.append(shared.cached(build)))
     thread.start()
     thread.join()
     assert len(built) == 2 and other[0] is built[1] and other[0] is not first
@@ -91,8 +91,8 @@ def test_one_cache_per_thread_built_once() -> None:
 @pytest.mark.parametrize("duplicate", [copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))])
 def test_copies_start_without_a_cache(duplicate) -> None:
     original = state(pad_token_id=3)
-    original.thread_cache(lambda: [1, 2, 3])
+    original.cached(lambda: [1, 2, 3])
     clone = duplicate(original)
     assert clone.pad_token_id == 3 and clone.incremental == "auto"
-    assert clone.thread_cache(list) == []
-    assert original.thread_cache(list) == [1, 2, 3]
+    assert clone.cached(list) == []
+    assert original.cached(list) == [1, 2, 3]
